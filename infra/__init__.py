@@ -1,0 +1,1 @@
+"""Deploy time: SAM template, sample events, local Lambda emulation, deploy, MLflow plugin."""

@@ -1,0 +1,172 @@
+"""Read an MLflow model directory once, at build time, into ``model.json``.
+
+The runtime reads this small JSON file instead of the ``MLmodel`` YAML, so the
+bundle needs neither PyYAML nor MLflow. The format (``MODEL_CONFIG_VERSION`` 1)::
+
+    {
+      "config_version": 1,
+      "flavor": "sklearn",                   # key of handler.flavors.REGISTRY
+      "loader_module": "mlflow.sklearn",
+      "model_file": "model.skops",           # relative to the model directory
+      "serialization_format": "skops",       # skops | pickle | cloudpickle
+      "skops_trusted_types": ["sklearn.tree._tree.Tree"],
+      "predict_fn": "predict",
+      "python_version": "3.11.7",
+      "mlflow_version": "3.17.2",
+      "flavor_library_version": "1.9.1",     # e.g. sklearn_version
+      "run_id": "...", "model_id": "...",
+      "requirements": ["numpy==2.4.6", ...],  # the model's requirements.txt, as logged
+      "signature": {"inputs": [...] | null, "outputs": [...] | null, "params": [...] | null},
+      "input_example": {...} | null,          # a scoring body, e.g. {"dataframe_split": ...}
+      "files": {"MLmodel": "<sha256>", ...}   # every file of the model directory
+    }
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from packager.errors import ModelInspectionError, UnsupportedFlavorError
+
+MODEL_CONFIG_VERSION = 1
+
+# flavor name in MLmodel -> pyfunc loader module that serves it. One entry per runtime
+# flavor module in handler/flavors/; adding a flavor means adding a line here and a file there.
+SUPPORTED_FLAVORS: dict[str, str] = {"sklearn": "mlflow.sklearn"}
+SERIALIZATION_FORMATS = ("skops", "pickle", "cloudpickle")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hash_model_files(model_dir: Path) -> dict[str, str]:
+    """Map every file under ``model_dir`` (POSIX relative path) to its sha256, sorted."""
+    files = sorted(p for p in model_dir.rglob("*") if p.is_file())
+    return {p.relative_to(model_dir).as_posix(): sha256_file(p) for p in files}
+
+
+def _load_mlmodel(model_dir: Path) -> dict[str, Any]:
+    mlmodel = model_dir / "MLmodel"
+    if not mlmodel.is_file():
+        raise ModelInspectionError(
+            f"{str(model_dir)!r} is not an MLflow model directory: it has no MLmodel file"
+        )
+    try:
+        data = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ModelInspectionError(f"cannot parse {str(mlmodel)!r}: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("flavors"), dict):
+        raise ModelInspectionError(f"{str(mlmodel)!r} has no 'flavors' mapping")
+    return data
+
+
+def _pick_flavor(flavors: dict[str, Any]) -> str:
+    for name in SUPPORTED_FLAVORS:
+        if name in flavors:
+            return name
+    pyfunc = flavors.get("python_function") or {}
+    loader = pyfunc.get("loader_module")
+    found = sorted(k for k in flavors if k != "python_function")
+    raise UnsupportedFlavorError(
+        f"unsupported model flavor {', '.join(found) or loader!r} (loader {loader!r}); "
+        f"supported flavors: {', '.join(sorted(SUPPORTED_FLAVORS))}"
+    )
+
+
+def _parse_signature(raw: Any) -> dict[str, Any]:
+    signature: dict[str, Any] = {"inputs": None, "outputs": None, "params": None}
+    if not isinstance(raw, dict):
+        return signature
+    for key in signature:
+        value = raw.get(key)
+        if value is None:
+            continue
+        try:
+            signature[key] = json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError as exc:
+            raise ModelInspectionError(f"MLmodel signature {key!r} is not valid JSON: {exc}")
+    return signature
+
+
+def _read_input_example(model_dir: Path, mlmodel: dict[str, Any]) -> dict[str, Any] | None:
+    info = mlmodel.get("saved_input_example_info") or {}
+    serving = info.get("serving_input_path")
+    if serving and (model_dir / serving).is_file():
+        example = json.loads((model_dir / serving).read_text(encoding="utf-8"))
+        return example if isinstance(example, dict) else None
+    return None
+
+
+def _read_requirements(model_dir: Path) -> list[str]:
+    path = model_dir / "requirements.txt"
+    if not path.is_file():
+        return []
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def inspect_model(model_dir: Path) -> dict[str, Any]:
+    """Return the runtime model config for the MLflow model in ``model_dir``.
+
+    Fails with :class:`UnsupportedFlavorError` for a flavor the runtime cannot load,
+    so a bad model is caught at build time, never at request time.
+    """
+    model_dir = Path(model_dir)
+    mlmodel = _load_mlmodel(model_dir)
+    flavors: dict[str, Any] = mlmodel["flavors"]
+    flavor = _pick_flavor(flavors)
+    conf = flavors[flavor] or {}
+    pyfunc = flavors.get("python_function") or {}
+
+    fmt = conf.get("serialization_format", "cloudpickle")
+    if fmt not in SERIALIZATION_FORMATS:
+        raise UnsupportedFlavorError(
+            f"unsupported {flavor} serialization format {fmt!r}; "
+            f"supported: {', '.join(SERIALIZATION_FORMATS)}"
+        )
+    model_file = conf.get("pickled_model") or pyfunc.get("model_path")
+    if not model_file or not (model_dir / model_file).is_file():
+        raise ModelInspectionError(
+            f"model file {model_file!r} named in {str(model_dir / 'MLmodel')!r} does not exist"
+        )
+    if conf.get("code"):
+        raise UnsupportedFlavorError(
+            f"models logged with code_paths ({conf['code']!r}) are not supported yet"
+        )
+
+    return {
+        "config_version": MODEL_CONFIG_VERSION,
+        "flavor": flavor,
+        "loader_module": pyfunc.get("loader_module", SUPPORTED_FLAVORS[flavor]),
+        "model_file": model_file,
+        "serialization_format": fmt,
+        "skops_trusted_types": list(conf.get("skops_trusted_types") or []),
+        "predict_fn": pyfunc.get("predict_fn") or "predict",
+        "python_version": pyfunc.get("python_version"),
+        "mlflow_version": mlmodel.get("mlflow_version"),
+        "flavor_library_version": conf.get(f"{flavor}_version"),
+        "run_id": mlmodel.get("run_id"),
+        "model_id": mlmodel.get("model_id"),
+        "requirements": _read_requirements(model_dir),
+        "signature": _parse_signature(mlmodel.get("signature")),
+        "input_example": _read_input_example(model_dir, mlmodel),
+        "files": hash_model_files(model_dir),
+    }
+
+
+def write_model_config(model_dir: Path, dest: Path) -> dict[str, Any]:
+    """Inspect ``model_dir`` and write ``model.json`` to ``dest`` (sorted keys, stable bytes)."""
+    config = inspect_model(model_dir)
+    dest.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return config

@@ -1,0 +1,179 @@
+"""Real models, logged with real MLflow into a real sqlite tracking store.
+
+Shared by the tests (through fixtures in ``conftest.py``) and by the benchmarks.
+Each helper trains a small scikit-learn model deterministically and logs it with
+``mlflow.sklearn.log_model``; the return value says where MLflow put it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# MLflow >= 3.14 saves sklearn models with skops and refuses tree ensembles unless the
+# tree type is trusted explicitly (UntrustedTypesFoundException otherwise).
+TREE_TRUSTED = ["sklearn.tree._tree.Tree"]
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    name: str
+    model_uri: str  # models:/m-<id> as returned by log_model
+    run_id: str
+    local_dir: Path  # the artifacts directory on disk
+    registered_name: str | None
+    version: str | None
+    input_example: Any
+
+
+def use_tracking_store(root: Path) -> str:
+    """Point MLflow at a sqlite store (and artifact root) under ``root``; return its URI."""
+    import mlflow
+
+    root.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def _trusted_types(model: Any) -> list[str]:
+    import skops.io
+
+    return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+
+
+def _log(
+    name: str,
+    model: Any,
+    X: Any,
+    *,
+    registered_name: str | None = None,
+    params: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> LoggedModel:
+    import mlflow
+    from mlflow.models import infer_signature
+
+    predict_fn = kwargs.get("pyfunc_predict_fn", "predict")
+    y = getattr(model, predict_fn)(X)
+    signature = infer_signature(X, y, params=params)
+    example = X[:2] if not isinstance(X, pd.DataFrame) else X.head(2)
+    if kwargs.get("serialization_format", "skops") == "skops":
+        kwargs.setdefault("skops_trusted_types", _trusted_types(model))
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(
+            model,
+            name=name,
+            signature=signature,
+            input_example=example,
+            registered_model_name=registered_name,
+            **kwargs,
+        )
+    local = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    version = str(info.registered_model_version) if registered_name else None
+    return LoggedModel(
+        name, info.model_uri, run.info.run_id, local, registered_name, version, example
+    )
+
+
+def iris_frame() -> tuple[pd.DataFrame, np.ndarray]:
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    return X, y.to_numpy()
+
+
+def log_forest(
+    registered_name: str | None = "MyRandomForest", n_estimators: int = 20
+) -> LoggedModel:
+    """The README example: a RandomForestClassifier on iris's 4 double features."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = iris_frame()
+    model = RandomForestClassifier(n_estimators=n_estimators, random_state=0).fit(X, y)
+    return _log(
+        "forest", model, X, registered_name=registered_name, skops_trusted_types=TREE_TRUSTED
+    )
+
+
+def mixed_frame(n: int = 200) -> tuple[pd.DataFrame, np.ndarray]:
+    """long, double and string columns, and a numeric target."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, n).astype("int64"),
+            "income": rng.normal(50_000, 15_000, n).round(2),
+            "city": rng.choice(["paris", "lyon", "nice"], n),
+        }
+    )
+    y = X["age"] * 10.0 + X["income"] / 1000 + X["city"].map({"paris": 5, "lyon": 1, "nice": 3})
+    return X, y.to_numpy()
+
+
+def log_regressor(serialization_format: str = "cloudpickle") -> LoggedModel:
+    """A regressor whose signature has long, double and string columns, with a params schema."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    X, y = mixed_frame()
+    model = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer([("city", OrdinalEncoder(), ["city"])], remainder="passthrough"),
+            ),
+            ("ridge", Ridge(alpha=1.0)),
+        ]
+    ).fit(X, y)
+    return _log(
+        "regressor",
+        model,
+        X,
+        params={"scale": 1.0, "label": "default"},
+        serialization_format=serialization_format,
+    )
+
+
+def log_pipeline() -> LoggedModel:
+    """ColumnTransformer + OneHotEncoder on a string column; predict_proba as predict_fn."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    X, y = mixed_frame()
+    labels = (y > np.median(y)).astype("int64")
+    model = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("city", OneHotEncoder(handle_unknown="ignore"), ["city"]),
+                        ("num", StandardScaler(), ["age", "income"]),
+                    ]
+                ),
+            ),
+            ("clf", LogisticRegression(max_iter=500)),
+        ]
+    ).fit(X, labels)
+    return _log("pipeline", model, X, pyfunc_predict_fn="predict_proba")
+
+
+def log_array_model() -> LoggedModel:
+    """A model fitted on a plain numpy array (tensor signature), pickled with ``pickle``."""
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(50, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 3.0
+    model = LinearRegression().fit(X, y)
+    return _log("arrays", model, X, serialization_format="pickle")
