@@ -95,7 +95,9 @@ def _parse_signature(raw: Any) -> dict[str, Any]:
         try:
             signature[key] = json.loads(value) if isinstance(value, str) else value
         except json.JSONDecodeError as exc:
-            raise ModelInspectionError(f"MLmodel signature {key!r} is not valid JSON: {exc}")
+            raise ModelInspectionError(
+                f"MLmodel signature {key!r} is not valid JSON: {exc}"
+            ) from None
     return signature
 
 
