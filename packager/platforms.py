@@ -149,3 +149,27 @@ def supported_tags(target: Target) -> list[Tag]:
 def runtime_glibc(python_version: str) -> tuple[int, int]:
     """glibc of the Lambda runtime for ``python_version``; KeyError if Lambda lacks it."""
     return _RUNTIME_GLIBC[f"python{normalize_python(python_version)}"]
+
+
+def marker_environment(target: Target) -> dict[str, str]:
+    """PEP 508 environment-marker values on the target Lambda runtime.
+
+    pip evaluates markers against the *host* interpreter even with ``--platform`` and
+    ``--python-version`` (pypa/pip#11664, open), which on a 3.11 host building for 3.10
+    would skip ``exceptiongroup; python_version < "3.11"``. The plan and the install use
+    these values instead. The patch release is unknown until deploy time, so ``.0`` stands in;
+    the kernel release and version are left empty for the same reason.
+    """
+    return {
+        "implementation_name": "cpython",
+        "implementation_version": f"{target.python_version}.0",
+        "os_name": "posix",
+        "platform_machine": target.machine,
+        "platform_python_implementation": "CPython",
+        "platform_release": "",
+        "platform_system": "Linux",
+        "platform_version": "",
+        "python_full_version": f"{target.python_version}.0",
+        "python_version": target.python_version,
+        "sys_platform": "linux",
+    }

@@ -1,0 +1,317 @@
+"""Decide what goes into a bundle: the Lambda runtime and the exact requirements.
+
+Input is the model config (``model.json``, see :mod:`packager.inspection`); output is a
+:class:`BundlePlan` that :mod:`packager.install` turns into installed wheels. The plan
+keeps the model's own pins (it must unpickle with the library versions it was trained
+with), adds what the handler needs, and leaves out what is never used at run time, saying
+why for each dropped line so the CLI can show it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+from packager.errors import DependencyError
+from packager.platforms import (
+    SUPPORTED_PYTHONS,
+    Target,
+    marker_environment,
+    nearest_supported_python,
+    normalize_arch,
+    normalize_python,
+)
+
+# Without a recorded training Python: the oldest Amazon Linux 2023 runtime (glibc 2.34, so
+# current manylinux wheels fit; python3.10/3.11 run on AL2, deprecated from Oct 2026/Jun 2027:
+# https://docs.aws.amazon.com/lambda/latest/dg/lambda-python.html).
+DEFAULT_PYTHON = "3.12"
+
+# What the handler imports, with the same floors as pyproject.toml's run-time dependencies.
+RUNTIME_REQUIREMENTS: tuple[str, ...] = ("fastapi>=0.110", "mangum>=0.17", "numpy>=1.24")
+PANDAS_REQUIREMENT = "pandas>=2.0"
+# MLmodel flavor -> the distribution that loads it; serialization format -> its loader library.
+FLAVOR_DISTRIBUTIONS: dict[str, str] = {"sklearn": "scikit-learn"}
+FORMAT_DISTRIBUTIONS: dict[str, str | None] = {
+    "skops": "skops",
+    "cloudpickle": "cloudpickle",
+    "pickle": None,
+}
+
+_MLFLOW = "MLflow is only needed at build time; the handler loads the model without it"
+_LAMBDA_PROVIDES = "the Lambda Python runtime provides boto3 and botocore"
+_PYARROW = (
+    "never bundled: scikit-learn imports pyarrow at import time whenever it is installed "
+    "(cold start), and the handler does not use it"
+)
+_DEV_TOOL = "a development tool, not needed to load or call the model"
+
+# MLflow infers requirements by recording every module imported while it loads the model and
+# calls predict (mlflow/utils/requirements_utils.py, _capture_imported_modules). Libraries that
+# import optional tools when they happen to be installed drag those in: scikit-learn's
+# sklearn/utils/_testing.py does `try: import pytest` and skops imports it, so every skops model
+# logged from a venv with pytest pins pytest. Test runners, coverage, linters/type checkers and
+# notebook kernels are never imported by a model's predict path in production; dropping them
+# only removes unused files. Kept deliberately short: anything less obvious stays in.
+_DEV_TOOLS = frozenset(
+    {
+        "pytest",
+        "pluggy",
+        "iniconfig",
+        "hypothesis",
+        "coverage",
+        "tox",
+        "nox",
+        "mypy",
+        "ruff",
+        "black",
+        "flake8",
+        "pylint",
+        "isort",
+        "pre-commit",
+        "ipykernel",
+        "ipython",
+        "jupyter",
+        "jupyterlab",
+        "notebook",
+    }
+)
+_ALWAYS_DROPPED: dict[str, str] = {
+    "mlflow": _MLFLOW,
+    "mlflow-skinny": _MLFLOW,
+    "mlflow-tracing": _MLFLOW,
+    "boto3": _LAMBDA_PROVIDES,
+    "botocore": _LAMBDA_PROVIDES,
+    "pyarrow": _PYARROW,
+}
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A requirement line left out of the bundle, and why."""
+
+    requirement: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BundlePlan:
+    """What to install for one Lambda runtime and architecture."""
+
+    python_version: str  # "3.12"
+    arch: str  # "x86_64" | "arm64"
+    requirements: list[str] = field(default_factory=list)  # PEP 508, sorted, markers resolved
+    dropped: list[Dropped] = field(default_factory=list)
+    needs_pandas: bool = True
+
+    @property
+    def target(self) -> Target:
+        """The runtime and architecture as a :class:`~packager.platforms.Target`."""
+        return Target(self.python_version, self.arch)
+
+    @property
+    def runtime(self) -> str:
+        """Lambda's runtime identifier, e.g. ``python3.12``."""
+        return self.target.runtime
+
+
+def choose_python(config: dict[str, Any], python: str | None, warn: Callable[[str], None]) -> str:
+    """The Lambda Python (``"3.12"``) for the model: ``python`` if given, else its training one."""
+    trained = config.get("python_version")
+    try:
+        trained_minor = normalize_python(str(trained)) if trained else None
+    except ValueError:
+        trained_minor = None
+    if python is not None:
+        try:
+            chosen = normalize_python(python)
+        except ValueError as exc:
+            raise DependencyError(str(exc)) from None
+        if chosen not in SUPPORTED_PYTHONS:
+            raise DependencyError(
+                f"Lambda has no runtime for Python {python!r}; "
+                f"choose one of {', '.join(SUPPORTED_PYTHONS)}"
+            )
+        if trained_minor and chosen != trained_minor:
+            warn(
+                f"building for python{chosen} but the model was trained on Python {trained}; "
+                "a pickled model may not load on another Python version"
+            )
+        return chosen
+    if trained_minor is None:
+        warn(
+            f"the model does not record its Python version ({trained!r}); "
+            f"using python{DEFAULT_PYTHON}, pass --python to choose"
+        )
+        return DEFAULT_PYTHON
+    if trained_minor in SUPPORTED_PYTHONS:
+        return trained_minor
+    nearest = nearest_supported_python(trained_minor)
+    warn(
+        f"the model was trained on Python {trained}, which Lambda does not offer "
+        f"(supported: {', '.join(SUPPORTED_PYTHONS)}); using python{nearest}, "
+        "pass --python to choose another"
+    )
+    return nearest
+
+
+def model_needs_pandas(config: dict[str, Any]) -> tuple[bool, str]:
+    """Whether the handler will need pandas for this model, and why.
+
+    Decided by the signature, not by the requirements: MLflow's inferred requirements list
+    pandas for every pyfunc model, one fitted on plain arrays included (MLflow's own pyfunc
+    layer imports pandas while the requirement capture runs), so they say nothing here. A
+    tensor signature means the handler only builds numpy arrays (it imports pandas lazily,
+    for DataFrame inputs). Without a signature the input example is the only evidence of how
+    the model was fitted; with neither, keep pandas.
+    """
+    inputs = (config.get("signature") or {}).get("inputs")
+    if inputs:
+        if all(isinstance(spec, dict) and spec.get("type") == "tensor" for spec in inputs):
+            return False, "the model's signature takes tensors"
+        return True, "the model's signature has named columns"
+    example = config.get("input_example")
+    if isinstance(example, dict) and set(example) <= {"inputs", "instances", "params"}:
+        data = example.get("inputs", example.get("instances"))
+        if isinstance(data, list) and all(isinstance(row, list) for row in data):
+            return False, "the model has no signature and its input example is a plain array"
+    return True, "the model has no tensor signature"
+
+
+def _parse(line: str, target: Target) -> Requirement:
+    if line.startswith("-"):
+        raise DependencyError(
+            f"requirement line {line!r} is a pip option, which a bundle cannot honour; "
+            "log the model with plain 'name==version' requirements"
+        )
+    try:
+        req = Requirement(line)
+    except InvalidRequirement as exc:
+        raise DependencyError(f"cannot parse model requirement {line!r}: {exc}") from None
+    if req.url:
+        raise DependencyError(
+            f"model requirement {line!r} points at a URL; bundles install only wheels from the "
+            f"package index for {target.describe()}: publish a wheel and pin 'name==version'"
+        )
+    return req
+
+
+@dataclass
+class _Merged:
+    name: str
+    extras: set[str] = field(default_factory=set)
+    specifier: SpecifierSet = field(default_factory=SpecifierSet)
+    sources: list[str] = field(default_factory=list)
+
+    def add(self, req: Requirement, source: str) -> None:
+        self.extras |= req.extras
+        self.specifier &= req.specifier
+        self.sources.append(f"{req} ({source})")
+
+    def render(self, target: Target) -> str:
+        pins = [s.version for s in self.specifier if s.operator in ("==", "===")]
+        if any(not self.specifier.contains(pin, prereleases=True) for pin in pins):
+            raise DependencyError(
+                f"conflicting requirements for {self.name} on {target.describe()}: "
+                f"{'; '.join(self.sources)}. Log the model with one compatible pin for "
+                f"{self.name}"
+            )
+        specifier = f"=={pins[0]}" if pins else str(self.specifier)
+        extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
+        return f"{self.name}{extras}{specifier}"
+
+
+def _drop_reason(name: str, needs_pandas: bool, pandas_reason: str) -> str | None:
+    if name in _ALWAYS_DROPPED:
+        return _ALWAYS_DROPPED[name]
+    if name in _DEV_TOOLS or name.startswith("pytest-"):
+        return _DEV_TOOL
+    if name == "pandas" and not needs_pandas:
+        return f"not needed at run time: {pandas_reason}"
+    return None
+
+
+def _runtime_requirements(
+    config: dict[str, Any], needs_pandas: bool, model_names: Iterable[str]
+) -> list[str]:
+    flavor = config.get("flavor")
+    if flavor not in FLAVOR_DISTRIBUTIONS:
+        raise DependencyError(
+            f"no run-time library known for flavor {flavor!r}; "
+            f"supported: {', '.join(FLAVOR_DISTRIBUTIONS)}"
+        )
+    reqs = list(RUNTIME_REQUIREMENTS)
+    if needs_pandas:
+        reqs.append(PANDAS_REQUIREMENT)
+    flavor_dist = FLAVOR_DISTRIBUTIONS[flavor]
+    version = config.get("flavor_library_version")
+    # The MLmodel records the library version the model was saved with; the requirements
+    # usually pin the same, but when they do not list it at all, the MLmodel's is the pin.
+    if canonicalize_name(flavor_dist) not in model_names and version:
+        reqs.append(f"{flavor_dist}=={version}")
+    else:
+        reqs.append(flavor_dist)
+    fmt = config.get("serialization_format", "cloudpickle")
+    if fmt not in FORMAT_DISTRIBUTIONS:
+        raise DependencyError(
+            f"unsupported serialization format {fmt!r}; supported: "
+            f"{', '.join(FORMAT_DISTRIBUTIONS)}"
+        )
+    loader = FORMAT_DISTRIBUTIONS[fmt]
+    if loader:
+        reqs.append(loader)
+    return reqs
+
+
+def plan_bundle(
+    config: dict[str, Any], *, python: str | None, arch: str, warn: Callable[[str], None]
+) -> BundlePlan:
+    """Plan the bundle for the model described by ``config`` (its ``model.json``).
+
+    ``python`` overrides the runtime (default: the model's training Python minor version if
+    Lambda offers it, else the nearest one, with a warning through ``warn``). ``arch`` is
+    ``x86_64`` or ``arm64``. Raises :class:`DependencyError` for conflicting pins, URL or
+    option lines, and an unsupported ``python``.
+    """
+    try:
+        arch = normalize_arch(arch)
+    except ValueError as exc:
+        raise DependencyError(str(exc)) from None
+    target = Target(choose_python(config, python, warn), arch)
+    environment = marker_environment(target)
+    needs_pandas, pandas_reason = model_needs_pandas(config)
+
+    merged: dict[str, _Merged] = {}
+    dropped: list[Dropped] = []
+    for line in config.get("requirements") or []:
+        req = _parse(line, target)
+        name = canonicalize_name(req.name)
+        if req.marker is not None and not req.marker.evaluate(environment):
+            dropped.append(Dropped(line, f"its marker does not hold on {target.describe()}"))
+            continue
+        reason = _drop_reason(name, needs_pandas, pandas_reason)
+        if reason is not None:
+            dropped.append(Dropped(line, reason))
+            continue
+        req.marker = None  # evaluated above, for the target rather than the host
+        merged.setdefault(name, _Merged(req.name)).add(req, "model")
+
+    for line in _runtime_requirements(config, needs_pandas, merged):
+        req = Requirement(line)
+        merged.setdefault(canonicalize_name(req.name), _Merged(req.name)).add(req, "runtime")
+
+    version = config.get("flavor_library_version")
+    flavor_dist = canonicalize_name(FLAVOR_DISTRIBUTIONS[str(config.get("flavor"))])
+    if version and not merged[flavor_dist].specifier.contains(version, prereleases=True):
+        warn(
+            f"the model was saved with {flavor_dist} {version} but its requirements ask for "
+            f"{flavor_dist}{merged[flavor_dist].specifier}; installing the requirements' version"
+        )
+
+    requirements = [merged[name].render(target) for name in sorted(merged)]
+    return BundlePlan(target.python_version, arch, requirements, dropped, needs_pandas)

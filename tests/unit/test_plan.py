@@ -1,0 +1,311 @@
+"""plan_bundle: runtime choice, kept/dropped requirements, pandas decision, conflicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from packager.errors import DependencyError
+from packager.plan import BundlePlan, Dropped, model_needs_pandas, plan_bundle
+
+# The requirements MLflow 3.17.2 logged for the README forest (skops) in this repo's venv.
+FOREST_REQUIREMENTS = [
+    "mlflow==3.17.2",
+    "numpy==2.4.6",
+    "pandas==3.1.1",
+    "pytest==9.2.0",
+    "scikit-learn==1.9.1",
+    "scipy==1.17.1",
+    "skops==0.16.0",
+]
+COLUMNS = [{"type": "double", "name": "sepal length (cm)", "required": True}]
+TENSOR = [{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 3]}}]
+MLFLOW_REASON = "MLflow is only needed at build time; the handler loads the model without it"
+DEV_REASON = "a development tool, not needed to load or call the model"
+
+
+def config(**overrides: Any) -> dict[str, Any]:
+    """A model.json like inspection.inspect_model writes for the forest (files omitted)."""
+    base: dict[str, Any] = {
+        "config_version": 1,
+        "flavor": "sklearn",
+        "serialization_format": "skops",
+        "python_version": "3.11.7",
+        "flavor_library_version": "1.9.1",
+        "requirements": list(FOREST_REQUIREMENTS),
+        "signature": {"inputs": COLUMNS, "outputs": None, "params": None},
+        "input_example": None,
+    }
+    base.update(overrides)
+    return base
+
+
+class Warnings(list[str]):
+    def __call__(self, message: str) -> None:
+        self.append(message)
+
+
+def plan(cfg: dict[str, Any], python: str | None = None, arch: str = "x86_64") -> BundlePlan:
+    warnings = Warnings()
+    result = plan_bundle(cfg, python=python, arch=arch, warn=warnings)
+    assert warnings == [], warnings
+    return result
+
+
+def test_forest_plan() -> None:
+    assert plan(config()) == BundlePlan(
+        python_version="3.11",
+        arch="x86_64",
+        requirements=[
+            "fastapi>=0.110",
+            "mangum>=0.17",
+            "numpy==2.4.6",
+            "pandas==3.1.1",
+            "scikit-learn==1.9.1",
+            "scipy==1.17.1",
+            "skops==0.16.0",
+        ],
+        dropped=[
+            Dropped("mlflow==3.17.2", MLFLOW_REASON),
+            Dropped("pytest==9.2.0", DEV_REASON),
+        ],
+        needs_pandas=True,
+    )
+
+
+def test_tensor_signature_drops_pandas_and_pickle_needs_no_loader() -> None:
+    result = plan(
+        config(
+            serialization_format="pickle",
+            requirements=[r for r in FOREST_REQUIREMENTS if not r.startswith(("skops", "pytest"))],
+            signature={"inputs": TENSOR, "outputs": None, "params": None},
+        ),
+        arch="arm64",
+    )
+    assert (result.arch, result.needs_pandas, result.runtime) == ("arm64", False, "python3.11")
+    assert result.requirements == [
+        "fastapi>=0.110",
+        "mangum>=0.17",
+        "numpy==2.4.6",
+        "scikit-learn==1.9.1",
+        "scipy==1.17.1",
+    ]
+    assert result.dropped == [
+        Dropped("mlflow==3.17.2", MLFLOW_REASON),
+        Dropped("pandas==3.1.1", "not needed at run time: the model's signature takes tensors"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("signature_inputs", "example", "expected"),
+    [
+        (COLUMNS, None, (True, "the model's signature has named columns")),
+        (TENSOR + COLUMNS, None, (True, "the model's signature has named columns")),
+        (
+            TENSOR,
+            {"dataframe_split": {"data": [[1]]}},
+            (False, "the model's signature takes tensors"),
+        ),
+        (
+            None,
+            {"inputs": [[1.0, 2.0, 3.0]]},
+            (False, "the model has no signature and its input example is a plain array"),
+        ),
+        (None, {"instances": [{"a": 1}]}, (True, "the model has no tensor signature")),
+        (None, {"dataframe_split": {"data": [[1]]}}, (True, "the model has no tensor signature")),
+        (None, None, (True, "the model has no tensor signature")),
+    ],
+)
+def test_model_needs_pandas(
+    signature_inputs: list[dict[str, Any]] | None,
+    example: dict[str, Any] | None,
+    expected: tuple[bool, str],
+) -> None:
+    cfg = config(
+        signature={"inputs": signature_inputs, "outputs": None, "params": None},
+        input_example=example,
+    )
+    assert model_needs_pandas(cfg) == expected
+
+
+def test_cloudpickle_loader_added_unpinned_when_the_model_does_not_pin_it() -> None:
+    reqs = ["numpy==2.4.6", "scikit-learn==1.9.1"]
+    result = plan(config(serialization_format="cloudpickle", requirements=reqs))
+    assert result.requirements == [
+        "cloudpickle",
+        "fastapi>=0.110",
+        "mangum>=0.17",
+        "numpy==2.4.6",
+        "pandas>=2.0",
+        "scikit-learn==1.9.1",
+    ]
+
+
+def test_flavor_version_pins_scikit_learn_when_requirements_omit_it() -> None:
+    result = plan(config(requirements=[], flavor_library_version="1.8.0"))
+    assert result.requirements == [
+        "fastapi>=0.110",
+        "mangum>=0.17",
+        "numpy>=1.24",
+        "pandas>=2.0",
+        "scikit-learn==1.8.0",
+        "skops",
+    ]
+
+
+def test_flavor_version_mismatch_warns_and_keeps_the_requirement() -> None:
+    warnings = Warnings()
+    result = plan_bundle(
+        config(requirements=["scikit-learn==1.9.1"], flavor_library_version="1.8.0"),
+        python=None,
+        arch="x86_64",
+        warn=warnings,
+    )
+    assert "scikit-learn==1.9.1" in result.requirements
+    assert warnings == [
+        "the model was saved with scikit-learn 1.8.0 but its requirements ask for "
+        "scikit-learn==1.9.1; installing the requirements' version"
+    ]
+
+
+def test_never_at_run_time_requirements_are_dropped_with_reasons() -> None:
+    extra = [
+        "boto3==1.40.0",
+        "botocore==1.40.0",
+        "mlflow-skinny==3.17.2",
+        "mlflow-tracing==3.17.2",
+        "pyarrow==22.0.0",
+        "pytest-cov==7.0.0",
+        "IPyKernel==7.0.0",
+        "Jupyter_Core==5.0.0",
+    ]
+    result = plan(config(requirements=[*FOREST_REQUIREMENTS, *extra]))
+    reasons = {d.requirement: d.reason for d in result.dropped}
+    assert reasons["boto3==1.40.0"] == "the Lambda Python runtime provides boto3 and botocore"
+    assert reasons["botocore==1.40.0"] == "the Lambda Python runtime provides boto3 and botocore"
+    assert reasons["mlflow-skinny==3.17.2"] == MLFLOW_REASON
+    assert reasons["mlflow-tracing==3.17.2"] == MLFLOW_REASON
+    assert reasons["pyarrow==22.0.0"].startswith("never bundled: scikit-learn imports pyarrow")
+    assert reasons["pytest-cov==7.0.0"] == DEV_REASON
+    assert reasons["IPyKernel==7.0.0"] == DEV_REASON
+    # jupyter-core is a library some packages import at run time: not on the dev-tool list.
+    assert "Jupyter_Core==5.0.0" in result.requirements
+    assert len(result.dropped) == 9
+
+
+def test_markers_are_evaluated_for_the_target_not_the_host() -> None:
+    reqs = [
+        'exceptiongroup==1.3.0; python_version < "3.11"',
+        'tomli==2.2.1; python_version < "3.11"',
+        'pywin32==311; sys_platform == "win32"',
+        'arm-only==1.0; platform_machine == "aarch64"',
+        "numpy==2.4.6",
+    ]
+    py310 = plan(config(requirements=reqs, python_version="3.10.14"), arch="arm64")
+    assert py310.requirements[:4] == [
+        "arm-only==1.0",
+        "exceptiongroup==1.3.0",
+        "fastapi>=0.110",
+        "mangum>=0.17",
+    ]
+    assert "tomli==2.2.1" in py310.requirements
+    assert [d.requirement for d in py310.dropped] == ['pywin32==311; sys_platform == "win32"']
+    py312 = plan(config(requirements=reqs, python_version="3.12.3"), arch="x86_64")
+    assert py312.dropped == [
+        Dropped(r, "its marker does not hold on python3.12 x86_64") for r in reqs[:4]
+    ]
+
+
+def test_extras_and_duplicates_merge() -> None:
+    result = plan(config(requirements=["skops[rich]==0.16.0", "numpy>=2", "numpy==2.4.6"]))
+    assert "skops[rich]==0.16.0" in result.requirements
+    assert "numpy==2.4.6" in result.requirements
+
+
+def test_model_pin_below_runtime_floor_is_a_conflict() -> None:
+    with pytest.raises(DependencyError) as exc:
+        plan(config(requirements=["pandas==1.5.3"]), python="3.12")
+    assert str(exc.value) == (
+        "conflicting requirements for pandas on python3.12 x86_64: pandas==1.5.3 (model); "
+        "pandas>=2.0 (runtime). Log the model with one compatible pin for pandas"
+    )
+
+
+def test_two_different_pins_are_a_conflict() -> None:
+    with pytest.raises(DependencyError, match=r"conflicting requirements for numpy on python3.11"):
+        plan(config(requirements=["numpy==1.26.4", "numpy==2.4.6"]))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("-c constraints.txt", "requirement line '-c constraints.txt' is a pip option"),
+        ("--extra-index-url https://x", "is a pip option"),
+        ("numpy >>= 1", "cannot parse model requirement 'numpy >>= 1'"),
+        ("mylib @ https://example.com/mylib-1.0.tar.gz", "points at a URL; bundles install only"),
+    ],
+)
+def test_unusable_requirement_lines(line: str, message: str) -> None:
+    with pytest.raises(DependencyError, match=message.replace("(", r"\(")):
+        plan(config(requirements=[line]))
+
+
+def test_python_override_warns_when_it_differs_from_training() -> None:
+    warnings = Warnings()
+    result = plan_bundle(config(), python="python3.12", arch="x86_64", warn=warnings)
+    assert result.python_version == "3.12"
+    assert warnings == [
+        "building for python3.12 but the model was trained on Python 3.11.7; "
+        "a pickled model may not load on another Python version"
+    ]
+
+
+@pytest.mark.parametrize("python", ["3.9", "3.15", "2.7"])
+def test_unsupported_python_override_is_refused(python: str) -> None:
+    with pytest.raises(DependencyError) as exc:
+        plan_bundle(config(), python=python, arch="x86_64", warn=Warnings())
+    assert str(exc.value) == (
+        f"Lambda has no runtime for Python {python!r}; choose one of 3.10, 3.11, 3.12, 3.13, 3.14"
+    )
+
+
+@pytest.mark.parametrize(
+    ("trained", "chosen", "warning"),
+    [
+        (
+            "3.9.18",
+            "3.10",
+            "the model was trained on Python 3.9.18, which Lambda does not offer (supported: "
+            "3.10, 3.11, 3.12, 3.13, 3.14); using python3.10, pass --python to choose another",
+        ),
+        (
+            "3.15.0",
+            "3.14",
+            "the model was trained on Python 3.15.0, which Lambda does not offer (supported: "
+            "3.10, 3.11, 3.12, 3.13, 3.14); using python3.14, pass --python to choose another",
+        ),
+        (
+            None,
+            "3.12",
+            "the model does not record its Python version (None); using python3.12, "
+            "pass --python to choose",
+        ),
+        ("3.13.1", "3.13", None),
+    ],
+)
+def test_default_python_from_training(
+    trained: str | None, chosen: str, warning: str | None
+) -> None:
+    warnings = Warnings()
+    result = plan_bundle(config(python_version=trained), python=None, arch="x86_64", warn=warnings)
+    assert result.python_version == chosen
+    assert warnings == ([warning] if warning else [])
+
+
+def test_bad_arch_and_flavor() -> None:
+    with pytest.raises(DependencyError, match=r"unsupported architecture 'ppc64le'"):
+        plan(config(), arch="ppc64le")
+    with pytest.raises(DependencyError, match=r"no run-time library known for flavor 'xgboost'"):
+        plan(config(flavor="xgboost"))
+    assert plan(config(), arch="aarch64").arch == "arm64"
