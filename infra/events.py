@@ -363,7 +363,7 @@ def sample_events(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return events
     for shape in SHAPES:
         events[f"invocations-{shape}.json"] = make_event(shape, body)
-    events["invocations.json"] = events["invocations-v2.json"]
+    events["invocations.json"] = copy.deepcopy(events["invocations-v2.json"])
     return events
 
 

@@ -78,7 +78,8 @@ class TemplateOptions:
     auth: Literal["none", "iam"] = "none"
     provisioned_concurrency: int | None = None
     snapstart: bool = False
-    model_s3_uri: str | None = None
+    model_s3_uri: str | None = None  # MODEL_S3_URI: the handler fetches the model at cold start
+    model_dir: str | None = None  # MODEL_DIR: where the handler loads (or fetches) the model
     description: str = "MLflow model served by mlflow-lambda"
 
 
@@ -187,9 +188,11 @@ def _function(opts: TemplateOptions) -> dict[str, Any]:
         props["PackageType"] = "Image"
         if opts.image_uri:
             props["ImageUri"] = opts.image_uri
+    variables = {"MODEL_DIR": opts.model_dir, "MODEL_S3_URI": opts.model_s3_uri}
+    if any(variables.values()):
+        props["Environment"] = {"Variables": {k: v for k, v in variables.items() if v}}
     if opts.model_s3_uri:
         model_objects = _s3_read_resource(opts.model_s3_uri)
-        props["Environment"] = {"Variables": {"MODEL_S3_URI": opts.model_s3_uri}}
         props["Policies"] = [
             {
                 "Version": "2012-10-17",

@@ -252,6 +252,10 @@ def test_model_on_s3_reads_exactly_its_prefix() -> None:
     trailing = render_template(TemplateOptions(model_s3_uri="s3://my-models/forest/1/"))
     assert list(_statements(trailing)) == [statement]
     assert "Environment" not in render_template(VARIANTS["zip"])["Resources"]["ModelFunction"]
+    both = render_template(TemplateOptions(model_s3_uri=S3_MODEL, model_dir="/tmp/forest"))
+    assert both["Resources"]["ModelFunction"]["Properties"]["Environment"] == {
+        "Variables": {"MODEL_DIR": "/tmp/forest", "MODEL_S3_URI": S3_MODEL}
+    }
 
 
 @pytest.mark.parametrize(
