@@ -1,0 +1,155 @@
+"""A CloudFormation stack's life: find it, wait for it, read its Outputs, delete it.
+
+Shared by ``infra.deploy`` (create/update) and ``infra.plugin`` (get/list/delete). Every
+wait is a bounded poll with an injected ``sleep`` so tests drive it without waiting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+
+from packager.errors import DeployError
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.type_defs import StackTypeDef
+    from mypy_boto3_s3 import S3Client
+
+Progress = Callable[[str], None]
+
+ENDPOINT_OUTPUT_KEYS = ("InvocationsUrl", "EndpointUrl", "ApiUrl", "FunctionUrl")
+
+
+def cfn_client(region: str | None, endpoint_url: str | None) -> CloudFormationClient:
+    """A CloudFormation client for ``region`` (or the AWS config's), at ``endpoint_url``."""
+    import boto3
+
+    try:
+        return boto3.client("cloudformation", region_name=region, endpoint_url=endpoint_url)
+    except NoRegionError:
+        raise DeployError("no AWS region: pass --region or set AWS_REGION") from None
+
+
+def s3_client(region: str | None, endpoint_url: str | None) -> S3Client:
+    """An S3 client for ``region`` at ``endpoint_url``."""
+    import boto3
+
+    try:
+        return boto3.client("s3", region_name=region, endpoint_url=endpoint_url)
+    except NoRegionError:
+        raise DeployError("no AWS region: pass --region or set AWS_REGION") from None
+
+
+def find_stack(cfn: CloudFormationClient, name_or_id: str) -> StackTypeDef | None:
+    """The stack called ``name_or_id``, or ``None`` when there is none."""
+    try:
+        stacks = cfn.describe_stacks(StackName=name_or_id)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+    return stacks[0] if stacks else None
+
+
+def wait_for_stack(
+    cfn: CloudFormationClient,
+    stack_id: str,
+    *,
+    progress: Progress,
+    sleep: Callable[[float], None],
+    poll_seconds: float,
+    max_polls: int,
+    gone_ok: bool = False,
+) -> StackTypeDef | None:
+    """Poll the stack until its status no longer ends in ``_IN_PROGRESS``; return it.
+
+    ``None`` when the stack is gone and ``gone_ok`` (after a delete, looking a deleted
+    stack up by id answers DELETE_COMPLETE on AWS but "does not exist" on some emulators).
+    """
+    last = ""
+    for _ in range(max_polls):
+        stack = find_stack(cfn, stack_id)
+        if stack is None:
+            if gone_ok:
+                progress(f"Stack {stack_id}: deleted")
+                return None
+            raise DeployError(f"stack {stack_id!r} disappeared while waiting for it")
+        status = stack["StackStatus"]
+        if status != last:
+            progress(f"Stack {stack['StackName']}: {status}")
+            last = status
+        if not status.endswith("_IN_PROGRESS"):
+            return stack
+        sleep(poll_seconds)
+    raise DeployError(f"stack {stack_id!r} still {last} after {max_polls} polls")
+
+
+def stack_failure_reasons(cfn: CloudFormationClient, stack_id: str) -> list[str]:
+    """The reasons of the stack's FAILED resource events, oldest first."""
+    events = cfn.describe_stack_events(StackName=stack_id).get("StackEvents", [])
+    return [
+        f"{e.get('LogicalResourceId')}: {e.get('ResourceStatusReason')}"
+        for e in reversed(events)
+        if e.get("ResourceStatus", "").endswith("FAILED")
+    ]
+
+
+def endpoint_from_outputs(outputs: Mapping[str, str]) -> str | None:
+    """The scoring endpoint URL among a stack's Outputs, if any."""
+    for key in ENDPOINT_OUTPUT_KEYS:
+        if key in outputs:
+            return outputs[key]
+    https = [v for _, v in sorted(outputs.items()) if v.startswith("https://")]
+    return https[0] if https else None
+
+
+def stack_outputs(stack: Mapping[str, Any] | None) -> dict[str, str]:
+    """A stack's Outputs as ``{OutputKey: OutputValue}``."""
+    if not stack:
+        return {}
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def destroy(
+    stack_name: str,
+    *,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    cfn: CloudFormationClient | None = None,
+    progress: Progress = print,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_seconds: float = 5.0,
+    timeout_seconds: float = 1800.0,
+) -> Literal["deleted", "absent"]:
+    """Delete stack ``stack_name`` and wait for it; ``"absent"`` when there was none.
+
+    The uploaded artifacts and an S3 model stay in their buckets (``sam delete`` asks; we
+    never delete user data without being told which).
+    """
+    cfn = cfn or cfn_client(region, endpoint_url)
+    max_polls = max(1, int(timeout_seconds / max(poll_seconds, 0.001)))
+    try:
+        stack = find_stack(cfn, stack_name)
+        if stack is None or stack["StackStatus"] == "DELETE_COMPLETE":
+            progress(f"Stack {stack_name} does not exist; nothing to delete")
+            return "absent"
+        stack_id = stack["StackId"]
+        progress(f"Deleting stack {stack_name}")
+        cfn.delete_stack(StackName=stack_id)
+        final = wait_for_stack(
+            cfn, stack_id, progress=progress, sleep=sleep, poll_seconds=poll_seconds,
+            max_polls=max_polls, gone_ok=True,
+        )  # fmt: skip
+    except (ClientError, BotoCoreError) as exc:
+        raise DeployError(f"deleting stack {stack_name!r} failed: {exc}") from exc
+    if final is not None and final["StackStatus"] != "DELETE_COMPLETE":
+        reasons = "; ".join(stack_failure_reasons(cfn, stack_id)) or "no reason given"
+        raise DeployError(
+            f"stack {stack_name!r} ended in {final['StackStatus']}: {reasons}. Remove the "
+            "resources named there (e.g. a non-empty bucket), then delete again"
+        )
+    return "deleted"
