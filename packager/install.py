@@ -1,0 +1,330 @@
+"""Install a plan's requirements as Linux wheels for the target Lambda, from any host.
+
+Two pip steps, both pinned to the target (``--platform`` for every manylinux tag its glibc
+accepts, ``--implementation cp --python-version X.Y --only-binary=:all:``):
+
+1. ``pip install --no-index --find-links <cache> --target <dir> --no-compile``: offline,
+   from the local wheel cache. A second build of the same model stops here.
+2. On a cache miss only: ``pip download --dest <cache>`` (the same flags), then step 1 again.
+
+``--no-compile`` because pip would write bytecode for the *host* Python (cpython-311 files
+in a python3.12 bundle; FINDINGS.md); bytecode is compiled later with the target Python.
+pip evaluates environment markers against the host even for foreign targets
+(pypa/pip#11664; pex works around the same issue, pex-tool/pex#1366), so the default runner
+starts pip through a small shim that gives pip's marker evaluation the target's values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PathDistribution
+from pathlib import Path
+from typing import Protocol
+
+from packaging.requirements import Requirement
+from packaging.tags import parse_tag
+from packaging.utils import canonicalize_name
+
+from packager.elfcheck import check_architecture
+from packager.errors import BundleCheckError, DependencyError
+from packager.plan import BundlePlan
+from packager.platforms import Target, marker_environment, platform_tags, supported_tags
+
+MARKERS_ENV = "MLFLOW_LAMBDA_TARGET_MARKERS"
+
+# Run as `python -c`: make pip's (vendored) packaging evaluate markers for the target, then
+# run pip exactly as `python -m pip` does (pip/__main__.py).
+_PIP_SHIM = f"""
+import json, os, sys
+from pip._vendor.packaging import markers
+_target = json.loads(os.environ[{MARKERS_ENV!r}])
+markers.default_environment = lambda: dict(_target)
+from pip._internal.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@dataclass(frozen=True)
+class PipResult:
+    """Exit status and combined stdout/stderr of one pip run."""
+
+    returncode: int
+    output: str
+
+
+class PipRunner(Protocol):
+    """Runs pip with ``args`` (what follows ``pip``) for a target with these marker values."""
+
+    def __call__(
+        self, args: Sequence[str], *, markers: Mapping[str, str], on_line: Callable[[str], None]
+    ) -> PipResult: ...
+
+
+def run_pip(
+    args: Sequence[str], *, markers: Mapping[str, str], on_line: Callable[[str], None]
+) -> PipResult:
+    """The default :class:`PipRunner`: this interpreter's pip, output streamed to ``on_line``."""
+    env = dict(os.environ)
+    env[MARKERS_ENV] = json.dumps(dict(markers))
+    # `--target` never touches the running environment, so a user's "virtualenv only" guard
+    # does not apply; the version check only adds a network call.
+    env["PIP_REQUIRE_VIRTUALENV"] = "false"
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    command = [sys.executable, "-c", _PIP_SHIM, *args]
+    lines: list[str] = []
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            on_line(line.rstrip("\n"))
+    return PipResult(proc.returncode, "".join(lines))
+
+
+def default_cache_dir(python_version: str, arch: str) -> Path:
+    """``~/.cache/mlflow-lambda/wheels/<py>-<arch>`` (``$XDG_CACHE_HOME`` if set)."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "mlflow-lambda" / "wheels" / f"{python_version}-{arch}"
+
+
+def pip_target_flags(target: Target) -> list[str]:
+    """The flags that pin pip to ``target``'s wheels, whatever the host is."""
+    flags: list[str] = []
+    for tag in platform_tags(target):
+        flags += ["--platform", tag]
+    return [
+        *flags,
+        "--implementation",
+        "cp",
+        "--python-version",
+        target.python_version,
+        "--only-binary=:all:",
+    ]
+
+
+def _ignore(message: str) -> None:
+    """Default progress sink."""
+
+
+def install_requirements(
+    plan: BundlePlan,
+    target: Path,
+    *,
+    cache_dir: Path | None = None,
+    pip: PipRunner | None = None,
+    progress: Callable[[str], None] = _ignore,
+    refresh: bool = False,
+) -> list[tuple[str, str]]:
+    """Install ``plan.requirements`` as target-platform wheels into ``target``.
+
+    ``cache_dir`` defaults to :func:`default_cache_dir`; ``pip`` to :func:`run_pip`;
+    ``refresh`` downloads even when the cache could satisfy the plan (to pick up newer
+    versions of unpinned runtime dependencies). Returns the installed distributions as
+    sorted ``(canonical name, version)`` pairs read from the ``*.dist-info`` directories.
+    Raises :class:`DependencyError` when pip cannot find wheels or resolve the pins, and
+    :class:`BundleCheckError` when the result is not for the target (tags, ELF machine).
+    """
+    spec = plan.target
+    cache = cache_dir or default_cache_dir(plan.python_version, plan.arch)
+    runner: PipRunner = pip or run_pip
+    markers = marker_environment(spec)
+    cache.mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
+    flags = pip_target_flags(spec)
+    install_args = [
+        "install",
+        "--no-index",
+        "--find-links",
+        str(cache),
+        "--target",
+        str(target),
+        "--no-compile",
+        "--progress-bar",
+        "off",
+        *flags,
+        *plan.requirements,
+    ]
+    started = time.monotonic()
+
+    def quiet(line: str) -> None:
+        return None
+
+    result: PipResult | None = None
+    if not refresh:
+        progress(f"installing {len(plan.requirements)} requirements for {spec.describe()}")
+        result = runner(install_args, markers=markers, on_line=quiet)
+        if result.returncode != 0 and not _is_cache_miss(result.output):
+            raise _dependency_error(result, spec, "install", cache)
+    if result is None or result.returncode != 0:
+        progress(f"downloading wheels for {spec.describe()} into {cache}")
+        download_args = [
+            "download",
+            "--dest",
+            str(cache),
+            "--progress-bar",
+            "off",
+            *flags,
+            *plan.requirements,
+        ]
+        fetched = runner(download_args, markers=markers, on_line=_download_progress(progress))
+        if fetched.returncode != 0:
+            raise _dependency_error(fetched, spec, "download", cache)
+        result = runner(install_args, markers=markers, on_line=quiet)
+        if result.returncode != 0:
+            raise _dependency_error(result, spec, "install", cache)
+
+    installed = installed_distributions(target)
+    _check_installed(plan, target, installed)
+    checked = check_architecture(target, plan.arch)
+    progress(
+        f"installed {len(installed)} distributions ({checked} shared objects checked for "
+        f"{plan.arch}) in {time.monotonic() - started:.1f} s"
+    )
+    return sorted((name, dist.version) for name, dist in installed.items())
+
+
+def _download_progress(progress: Callable[[str], None]) -> Callable[[str], None]:
+    def on_line(line: str) -> None:
+        text = line.strip()
+        if text.startswith(("Collecting ", "Downloading ")):
+            progress(text)
+
+    return on_line
+
+
+def installed_distributions(target: Path) -> dict[str, PathDistribution]:
+    """Canonical name -> distribution, for every ``*.dist-info`` directly under ``target``."""
+    found: dict[str, PathDistribution] = {}
+    for info in sorted(target.glob("*.dist-info")):
+        dist = PathDistribution(info)
+        found[canonicalize_name(dist.metadata["Name"])] = dist
+    return found
+
+
+def _check_installed(
+    plan: BundlePlan, target: Path, installed: Mapping[str, PathDistribution]
+) -> None:
+    spec = plan.target
+    for line in plan.requirements:
+        req = Requirement(line)
+        dist = installed.get(canonicalize_name(req.name))
+        if dist is None or not req.specifier.contains(dist.version, prereleases=True):
+            got = dist.version if dist else "nothing"
+            raise DependencyError(
+                f"pip installed {got} for {line!r} on {spec.describe()}; "
+                "the bundle must carry the version the plan pins"
+            )
+    if "pyarrow" in installed:
+        wanted_by = sorted(
+            name
+            for name, dist in installed.items()
+            if any(
+                canonicalize_name(Requirement(r).name) == "pyarrow"
+                and "extra" not in str(Requirement(r).marker or "")
+                for r in dist.requires or []
+            )
+        )
+        raise DependencyError(
+            f"pyarrow was installed for {spec.describe()} (required by "
+            f"{', '.join(wanted_by) or 'an unknown package'}); bundles leave it out because "
+            "scikit-learn imports it at import time. Pin a version that does not require it"
+        )
+    accepted = set(supported_tags(spec))
+    foreign = []
+    for name, dist in installed.items():
+        wheel = dist.read_text("WHEEL") or ""
+        tags = {
+            t
+            for line in wheel.splitlines()
+            if line.startswith("Tag:")
+            for t in parse_tag(line.split(":", 1)[1].strip())
+        }
+        if tags and not tags & accepted:
+            foreign.append(f"{name} ({', '.join(sorted(map(str, tags)))})")
+    if foreign:
+        raise BundleCheckError(
+            f"wheels for another platform were installed into {str(target)!r} for "
+            f"{spec.describe()}: {'; '.join(foreign)}"
+        )
+
+
+_NO_MATCH = re.compile(
+    r"Could not find a version that satisfies the requirement (?P<req>\S+)"
+    r"(?: \(from (?P<parent>[^)]*)\))? \(from versions: (?P<versions>[^)]*)\)"
+)
+_OTHER_PYTHON = re.compile(
+    r"Ignored the following versions that require a different python version: (?P<text>.*)"
+)
+_NETWORK = (
+    "NewConnectionError",
+    "Failed to establish a new connection",
+    "Temporary failure in name resolution",
+    "ProxyError",
+    "ConnectTimeoutError",
+)
+
+
+def _is_cache_miss(output: str) -> bool:
+    return "No matching distribution found" in output or bool(_NO_MATCH.search(output))
+
+
+def _dependency_error(result: PipResult, spec: Target, phase: str, cache: Path) -> DependencyError:
+    """Turn pip's failure output into one actionable message."""
+    output = result.output
+    where = f"{platform_tags(spec)[0]} / {spec.interpreter}"
+    match = _NO_MATCH.search(output)
+    if match and match["versions"].strip() == "none" and any(n in output for n in _NETWORK):
+        return DependencyError(
+            f"could not reach the package index to download {match['req']} for "
+            f"{spec.describe()}, and the wheel cache {str(cache)!r} does not have it; "
+            "check the network or pip's index settings (pip.conf, PIP_INDEX_URL)"
+        )
+    if match:
+        versions = [v.strip() for v in match["versions"].split(",") if v.strip() != "none"]
+        parts = [f"no wheel for {match['req']} on {where}"]
+        if match["parent"]:
+            parts.append(f"required by {match['parent']}")
+        if versions:
+            parts.append(f"versions with a wheel for this target: {', '.join(versions[-8:])}")
+        else:
+            parts.append("no version has a wheel for this target")
+        other = _OTHER_PYTHON.search(output)
+        if other:
+            parts.append(f"ignored for needing another Python: {other['text'].strip()}")
+        parts.append(
+            "pin a version that publishes manylinux wheels for "
+            f"{spec.runtime} {spec.machine}, or build with another --python/--arch"
+        )
+        return DependencyError("; ".join(parts))
+    if "conflicting dependencies" in output or "ResolutionImpossible" in output:
+        causes = _conflict_causes(output)
+        return DependencyError(
+            f"conflicting requirements for {spec.describe()} ({where}): "
+            f"{'; '.join(causes) or 'see pip output'}. Relax or align these pins"
+        )
+    tail = "\n".join(output.strip().splitlines()[-20:])
+    return DependencyError(
+        f"pip {phase} failed for {spec.describe()} (exit {result.returncode}); if the wheel cache "
+        f"{str(cache)!r} is damaged, delete it and retry. pip said:\n{tail}"
+    )
+
+
+def _conflict_causes(output: str) -> list[str]:
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith("The conflict is caused by"):
+            causes = []
+            for follow in lines[i + 1 :]:
+                if not follow.startswith(" ") or not follow.strip():
+                    break
+                causes.append(follow.strip())
+            return causes
+    return []
