@@ -23,14 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.stack import (
     Progress,
     cfn_client,
+    destroy,
     endpoint_from_outputs,
     find_stack,
+    load_template,
+    point_code_at,
     s3_client,
     stack_failure_reasons,
     stack_outputs,
@@ -40,6 +42,8 @@ from packager.errors import DeployError
 from packager.inspection import sha256_file
 from packager.manifest import read_manifest
 from packager.modelstore import check_uploaded, upload_model
+
+__all__ = ["DeployResult", "default_bucket", "deploy", "destroy"]  # destroy: from infra.stack
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -74,71 +78,6 @@ class DeployResult:
 
 # Output keys that name the scoring endpoint, in order of preference; any other https://
 # output value is the fallback (templates edited by hand may rename the output).
-class _CfnLoader(yaml.SafeLoader):
-    """YAML loader that reads CloudFormation's short forms (``!Ref x``, ``!GetAtt a.b``)."""
-
-
-def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _short_form)
-
-
-def load_template(path: Path) -> dict[str, Any]:
-    """Read a CloudFormation/SAM template (YAML or JSON, short-form tags allowed)."""
-    try:
-        data = yaml.load(
-            path.read_text(encoding="utf-8"), Loader=_CfnLoader
-        )  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise DeployError(f"cannot read template {str(path)!r}: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("Resources"), dict):
-        raise DeployError(f"template {str(path)!r} has no Resources mapping")
-    return data
-
-
-def point_code_at(template: Mapping[str, Any], bucket: str, key: str) -> dict[str, Any]:
-    """A copy of ``template`` whose functions' local code paths point at ``s3://bucket/key``.
-
-    Like ``aws cloudformation package``: ``CodeUri`` of ``AWS::Serverless::Function`` (and
-    of ``Globals.Function``) and ``Code`` of ``AWS::Lambda::Function``, when they are a local
-    path (a string not starting with ``s3://``).
-    """
-    out: dict[str, Any] = json.loads(json.dumps(template))
-    changed = 0
-    targets = [
-        (r.get("Properties", {}), "CodeUri" if r["Type"] == "AWS::Serverless::Function" else "Code")
-        for r in out["Resources"].values()
-        if r.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function")
-    ]
-    targets.append((out.get("Globals", {}).get("Function", {}), "CodeUri"))
-    for props, name in targets:
-        value = props.get(name)
-        if isinstance(value, str) and not value.startswith("s3://"):
-            props[name] = (
-                {"Bucket": bucket, "Key": key}
-                if name == "CodeUri"
-                else {"S3Bucket": bucket, "S3Key": key}
-            )
-            changed += 1
-    if not changed:
-        raise DeployError(
-            "the template has no function whose CodeUri/Code is a local path; "
-            "deploy expects the template.yaml written by `mlflow-lambda package`"
-        )
-    return out
-
-
 def _artifact(outdir: Path, manifest: Mapping[str, Any]) -> Path:
     if manifest.get("target") == "image":
         raise DeployError(
@@ -159,6 +98,36 @@ def _ensure_bucket(s3: S3Client, bucket: str) -> None:
             f"cannot use artifact bucket {bucket!r}: {exc}. Create it in the stack's region "
             "(Lambda reads code only from a bucket in its own region) or pass another --s3-bucket"
         ) from exc
+
+
+def default_bucket(s3: S3Client, sts: Any, region: str, progress: Progress) -> str:
+    """``mlflow-lambda-<account>-<region>``, created (private) when it does not exist yet."""
+    account = sts.get_caller_identity()["Account"]
+    bucket = f"mlflow-lambda-{account}-{region}"
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return bucket
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in (*_NOT_FOUND, "NoSuchBucket"):
+            raise
+    progress(f"Creating artifact bucket {bucket}")
+    if region == "us-east-1":  # the one region that refuses a LocationConstraint
+        s3.create_bucket(Bucket=bucket)
+    else:
+        s3.create_bucket(
+            Bucket=bucket,
+            CreateBucketConfiguration={"LocationConstraint": region},  # type: ignore[typeddict-item]
+        )
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    return bucket
 
 
 def _upload_artifact(
@@ -244,6 +213,7 @@ def deploy(
     endpoint_url: str | None,
     cfn: CloudFormationClient | None = None,
     s3: S3Client | None = None,
+    sts: Any = None,
     progress: Progress = print,
     tags: Mapping[str, str] | None = None,
     change_set_name: str | None = None,
@@ -253,9 +223,11 @@ def deploy(
 ) -> DeployResult:
     """Deploy the build in ``outdir`` as CloudFormation stack ``stack_name``.
 
-    ``s3_bucket`` holds the uploaded artifact; it must exist in the stack's region.
-    ``cfn``/``s3`` are injected clients (tests); otherwise they are made for ``region``
-    and ``endpoint_url``. Raises :class:`DeployError` with CloudFormation's reasons.
+    ``s3_bucket`` holds the uploaded artifact; it must exist in the stack's region. Without
+    it, ``mlflow-lambda-<account>-<region>`` is used and created when missing (as ``sam
+    deploy`` manages its own bucket). ``cfn``/``s3``/``sts`` are injected clients (tests);
+    otherwise they are made for ``region`` and ``endpoint_url``. Raises :class:`DeployError`
+    with CloudFormation's reasons.
     """
     outdir = Path(outdir)
     manifest = read_manifest(outdir)
@@ -266,11 +238,13 @@ def deploy(
     template_path = outdir / "template.yaml"
     if not template_path.is_file():
         raise DeployError(f"{str(template_path)!r} does not exist; package again")
-    if not s3_bucket:
-        raise DeployError("no artifact bucket: pass --s3-bucket BUCKET (in the stack's region)")
     artifact = _artifact(outdir, manifest)
     cfn = cfn or cfn_client(region, endpoint_url)
     s3 = s3 or s3_client(region, endpoint_url)
+    if not s3_bucket and sts is None:
+        import boto3
+
+        sts = boto3.client("sts", region_name=cfn.meta.region_name, endpoint_url=endpoint_url)
     max_polls = max(1, int(timeout_seconds / max(poll_seconds, 0.001)))
     try:
         return _deploy(
@@ -279,9 +253,10 @@ def deploy(
             artifact,
             template_path,
             stack_name=stack_name,
-            bucket=s3_bucket,
+            bucket=s3_bucket or "",
             cfn=cfn,
             s3=s3,
+            sts=sts,
             progress=progress,
             tags=_tags(manifest, tags),
             change_set_name=change_set_name,
@@ -303,6 +278,7 @@ def _deploy(
     bucket: str,
     cfn: CloudFormationClient,
     s3: S3Client,
+    sts: Any,
     progress: Progress,
     tags: list[TagTypeDef],
     change_set_name: str | None,
@@ -310,7 +286,11 @@ def _deploy(
     poll_seconds: float,
     max_polls: int,
 ) -> DeployResult:
-    _ensure_bucket(s3, bucket)
+    region = cfn.meta.region_name
+    if bucket:
+        _ensure_bucket(s3, bucket)
+    else:
+        bucket = default_bucket(s3, sts, region, progress)
     _ensure_model(outdir, manifest, s3, progress)
     digest = sha256_file(artifact)
     key = f"{stack_name}/{digest}.zip"
@@ -318,7 +298,6 @@ def _deploy(
 
     template = point_code_at(load_template(template_path), bucket, key)
     body = json.dumps(template, indent=1, sort_keys=True)
-    region = cfn.meta.region_name
     template_arg = _template_argument(body, s3, bucket, f"{stack_name}/{digest}.json", region)
 
     stack = find_stack(cfn, stack_name)

@@ -1,4 +1,4 @@
-"""A CloudFormation stack's life: find it, wait for it, read its Outputs, delete it.
+"""CloudFormation helpers: read a template, find and wait for a stack, Outputs, delete.
 
 Shared by ``infra.deploy`` (create/update) and ``infra.plugin`` (get/list/delete). Every
 wait is a bounded poll with an injected ``sleep`` so tests drive it without waiting.
@@ -6,10 +6,13 @@ wait is a bounded poll with an injected ``sleep`` so tests drive it without wait
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import yaml
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from packager.errors import DeployError
@@ -42,6 +45,71 @@ def s3_client(region: str | None, endpoint_url: str | None) -> S3Client:
         return boto3.client("s3", region_name=region, endpoint_url=endpoint_url)
     except NoRegionError:
         raise DeployError("no AWS region: pass --region or set AWS_REGION") from None
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that reads CloudFormation's short forms (``!Ref x``, ``!GetAtt a.b``)."""
+
+
+def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _short_form)
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    """Read a CloudFormation/SAM template (YAML or JSON, short-form tags allowed)."""
+    try:
+        data = yaml.load(
+            path.read_text(encoding="utf-8"), Loader=_CfnLoader
+        )  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise DeployError(f"cannot read template {str(path)!r}: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("Resources"), dict):
+        raise DeployError(f"template {str(path)!r} has no Resources mapping")
+    return data
+
+
+def point_code_at(template: Mapping[str, Any], bucket: str, key: str) -> dict[str, Any]:
+    """A copy of ``template`` whose functions' local code paths point at ``s3://bucket/key``.
+
+    Like ``aws cloudformation package``: ``CodeUri`` of ``AWS::Serverless::Function`` (and
+    of ``Globals.Function``) and ``Code`` of ``AWS::Lambda::Function``, when they are a local
+    path (a string not starting with ``s3://``).
+    """
+    out: dict[str, Any] = json.loads(json.dumps(template))
+    changed = 0
+    targets = [
+        (r.get("Properties", {}), "CodeUri" if r["Type"] == "AWS::Serverless::Function" else "Code")
+        for r in out["Resources"].values()
+        if r.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function")
+    ]
+    targets.append((out.get("Globals", {}).get("Function", {}), "CodeUri"))
+    for props, name in targets:
+        value = props.get(name)
+        if isinstance(value, str) and not value.startswith("s3://"):
+            props[name] = (
+                {"Bucket": bucket, "Key": key}
+                if name == "CodeUri"
+                else {"S3Bucket": bucket, "S3Key": key}
+            )
+            changed += 1
+    if not changed:
+        raise DeployError(
+            "the template has no function whose CodeUri/Code is a local path; "
+            "deploy expects the template.yaml written by `mlflow-lambda package`"
+        )
+    return out
 
 
 def find_stack(cfn: CloudFormationClient, name_or_id: str) -> StackTypeDef | None:

@@ -1,12 +1,13 @@
-"""``infra.deploy``: real S3 and CloudFormation calls against a moto server, SAM calls stubbed.
+"""``infra.deploy``: real S3 and CloudFormation calls against a moto server.
 
 Where moto cannot go: moto's CloudFormation has no ``AWS::Serverless-2016-10-31`` transform
 and no ``AWS::ApiGatewayV2::*`` resources (FINDINGS.md), so the template ``package`` writes
-cannot be created there. The moto half of this file deploys a plain-CloudFormation template
-(an IAM role and an ``AWS::Lambda::Function`` whose ``Code`` is ``bundle.zip``) through the
-same code path: artifact upload, change sets (CREATE, UPDATE, the FAILED "no changes" one),
-stack waits, Outputs, delete. The Stubber half feeds the real SAM template to a stubbed
-CloudFormation client and asserts every call and parameter we send to AWS.
+cannot be created there, and moto 5.2.5 does not fill a stack's Outputs after a change set
+runs. This file deploys a plain-CloudFormation template (an IAM role and an
+``AWS::Lambda::Function`` whose ``Code`` is ``bundle.zip``) through the same code path:
+artifact upload, change sets (CREATE, UPDATE, the FAILED "no changes" one), stack waits,
+delete. ``test_deploy_sam.py`` feeds the real SAM template to a stubbed CloudFormation client,
+asserting every call and parameter we send, and the Outputs/endpoint URL we read back.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from infra.deploy import deploy, load_template, point_code_at
-from infra.stack import destroy
+from infra.deploy import deploy, destroy
+from infra.stack import load_template, point_code_at
 from packager.errors import DeployError
 from tests.integration.deploy_helpers import moto_env, write_outdir
 
@@ -212,6 +213,34 @@ def test_model_on_s3_is_uploaded_from_outdir_or_refused(
     destroy("s3model", cfn=cfn, progress=lambda _: None, sleep=lambda _: None)
 
 
+def test_default_bucket_is_created_private_in_the_region(endpoint: str, tmp_path: Path) -> None:
+    outdir = write_outdir(tmp_path / "build", PLAIN_TEMPLATE, bundle=b"zip")
+    lines: list[str] = []
+    quiet: dict[str, Any] = {"progress": lines.append, "sleep": lambda _: None}
+    region = "eu-west-1"
+    first = deploy(
+        outdir, stack_name="auto", s3_bucket=None, region=region, endpoint_url=endpoint, **quiet
+    )
+    bucket = "mlflow-lambda-123456789012-eu-west-1"  # moto's account id
+    assert first.artifact_uri.startswith(f"s3://{bucket}/auto/")
+    assert lines[0] == f"Creating artifact bucket {bucket}"
+    s3 = boto3.client("s3", region_name=region, endpoint_url=endpoint)
+    assert s3.get_bucket_location(Bucket=bucket)["LocationConstraint"] == region
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert block == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    lines.clear()
+    again = deploy(
+        outdir, stack_name="auto", s3_bucket=None, region=region, endpoint_url=endpoint, **quiet
+    )
+    assert (again.status, again.artifact_uri) == ("no-change", first.artifact_uri)
+    assert not any(line.startswith("Creating artifact bucket") for line in lines)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -277,273 +306,3 @@ def test_load_template_reads_short_form_tags(tmp_path: Path) -> None:
             }
         }
     }
-
-
-# --- The SAM path, CloudFormation stubbed ----------------------------------------------
-# moto cannot run the SAM transform, so these tests give ``deploy`` the real template
-# ``package`` writes, a real S3 (the moto server) and a CloudFormation client whose answers
-# are stubbed with botocore's Stubber, which also asserts every call and its parameters.
-
-STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/churn/1"
-CS_ID = "arn:aws:cloudformation:us-east-1:123456789012:changeSet/cs-1/1"
-CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
-URL = "https://abc123.execute-api.us-east-1.amazonaws.com"
-OUTPUTS = [
-    {"OutputKey": "ApiUrl", "OutputValue": URL},
-    {"OutputKey": "FunctionName", "OutputValue": "churn-ModelFunction-X"},
-    {"OutputKey": "InvocationsUrl", "OutputValue": f"{URL}/invocations"},
-]
-
-
-class JsonOf:
-    """Equal to a JSON document that parses to ``value`` (for Stubber's expected params)."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, str) and json.loads(other) == self.value
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"JsonOf({self.value!r})"
-
-
-def _stack(status: str, outputs: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    from datetime import datetime, timezone
-
-    stack: dict[str, Any] = {
-        "StackId": STACK_ID,
-        "StackName": "churn",
-        "CreationTime": datetime(2025, 1, 1, tzinfo=timezone.utc),
-        "StackStatus": status,
-    }
-    if outputs:
-        stack["Outputs"] = outputs
-    return stack
-
-
-@pytest.fixture
-def sam_outdir(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
-    """A build dir with the real SAM template; returns it and the template deploy must send."""
-    from infra.template import TemplateOptions, dump_template, render_template
-
-    tpl = render_template(TemplateOptions())
-    outdir = write_outdir(tmp_path / "build", {"Resources": {}}, bundle=b"sam-zip")
-    (outdir / "template.yaml").write_text(dump_template(tpl))
-    sent = json.loads(json.dumps(tpl))
-    key = f"churn/{hashlib.sha256(b'sam-zip').hexdigest()}.zip"
-    sent["Resources"]["ModelFunction"]["Properties"]["CodeUri"] = {"Bucket": BUCKET, "Key": key}
-    return outdir, sent
-
-
-def _expect_change_set(
-    stub: Any,
-    kind: str,
-    template: dict[str, Any],
-    *,
-    status: str = "CREATE_COMPLETE",
-    reason: str | None = None,
-) -> None:
-    stub.add_response(
-        "create_change_set",
-        {"Id": CS_ID, "StackId": STACK_ID},
-        {
-            "StackName": "churn",
-            "ChangeSetName": "cs-1",
-            "ChangeSetType": kind,
-            "Capabilities": CAPABILITIES,
-            "Description": "mlflow-lambda: models:/churn/3",
-            "Tags": [{"Key": "mlflow-lambda:model-uri", "Value": "models:/churn/3"}],
-            "TemplateBody": JsonOf(template),
-        },
-    )
-    where = {"ChangeSetName": CS_ID, "StackName": "churn"}
-    stub.add_response("describe_change_set", {"Status": "CREATE_PENDING"}, where)
-    answer = {"Status": status, **({"StatusReason": reason} if reason else {})}
-    stub.add_response("describe_change_set", answer, where)
-
-
-def _run(outdir: Path, cfn: Any, s3: S3Client, lines: list[str]) -> Any:
-    return deploy(
-        outdir,
-        stack_name="churn",
-        s3_bucket=BUCKET,
-        region=REGION,
-        endpoint_url=None,
-        cfn=cfn,
-        s3=s3,
-        progress=lines.append,
-        change_set_name="cs-1",
-        sleep=lambda _: None,
-    )
-
-
-def test_sam_create_update_no_change_delete_calls(
-    sam_outdir: tuple[Path, dict[str, Any]], s3: S3Client
-) -> None:
-    from botocore.stub import Stubber
-
-    outdir, sent = sam_outdir
-    cfn = boto3.client("cloudformation", region_name=REGION)
-    lines: list[str] = []
-    with Stubber(cfn) as stub:
-        # create: no stack yet -> CREATE change set -> execute -> wait for CREATE_COMPLETE
-        stub.add_client_error(
-            "describe_stacks",
-            "ValidationError",
-            "Stack with id churn does not exist",
-            expected_params={"StackName": "churn"},
-        )
-        _expect_change_set(stub, "CREATE", sent)
-        stub.add_response("execute_change_set", {}, {"ChangeSetName": CS_ID, "StackName": "churn"})
-        stub.add_response(
-            "describe_stacks", {"Stacks": [_stack("CREATE_IN_PROGRESS")]}, {"StackName": STACK_ID}
-        )
-        stub.add_response(
-            "describe_stacks",
-            {"Stacks": [_stack("CREATE_COMPLETE", OUTPUTS)]},
-            {"StackName": STACK_ID},
-        )
-        created = _run(outdir, cfn, s3, lines)
-
-        # update: the stack exists -> UPDATE change set
-        stub.add_response(
-            "describe_stacks",
-            {"Stacks": [_stack("CREATE_COMPLETE", OUTPUTS)]},
-            {"StackName": "churn"},
-        )
-        _expect_change_set(stub, "UPDATE", sent)
-        stub.add_response("execute_change_set", {}, {"ChangeSetName": CS_ID, "StackName": "churn"})
-        stub.add_response(
-            "describe_stacks",
-            {"Stacks": [_stack("UPDATE_COMPLETE", OUTPUTS)]},
-            {"StackName": STACK_ID},
-        )
-        updated = _run(outdir, cfn, s3, [])
-
-        # no change: the change set FAILS with CloudFormation's reason, and is deleted
-        stub.add_response(
-            "describe_stacks",
-            {"Stacks": [_stack("UPDATE_COMPLETE", OUTPUTS)]},
-            {"StackName": "churn"},
-        )
-        _expect_change_set(
-            stub,
-            "UPDATE",
-            sent,
-            status="FAILED",
-            reason="The submitted information didn't contain changes. Submit different "
-            "information to create a change set.",
-        )
-        stub.add_response("delete_change_set", {}, {"ChangeSetName": CS_ID, "StackName": "churn"})
-        stub.add_response(
-            "describe_stacks",
-            {"Stacks": [_stack("UPDATE_COMPLETE", OUTPUTS)]},
-            {"StackName": STACK_ID},
-        )
-        unchanged = _run(outdir, cfn, s3, [])
-
-        # delete
-        stub.add_response(
-            "describe_stacks", {"Stacks": [_stack("UPDATE_COMPLETE")]}, {"StackName": "churn"}
-        )
-        stub.add_response("delete_stack", {}, {"StackName": STACK_ID})
-        stub.add_response(
-            "describe_stacks", {"Stacks": [_stack("DELETE_IN_PROGRESS")]}, {"StackName": STACK_ID}
-        )
-        stub.add_response(
-            "describe_stacks", {"Stacks": [_stack("DELETE_COMPLETE")]}, {"StackName": STACK_ID}
-        )
-        deleted = destroy("churn", cfn=cfn, progress=lines.append, sleep=lambda _: None)
-        stub.assert_no_pending_responses()
-
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in OUTPUTS}
-    assert [
-        (r.status, r.stack_id, r.outputs, r.endpoint_url) for r in (created, updated, unchanged)
-    ] == [(s, STACK_ID, outputs, f"{URL}/invocations") for s in ("created", "updated", "no-change")]
-    assert deleted == "deleted"
-    key = sent["Resources"]["ModelFunction"]["Properties"]["CodeUri"]["Key"]
-    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"sam-zip"
-    assert lines == [
-        f"Uploading bundle.zip (0.0 MB) to s3://{BUCKET}/{key}",
-        "Creating change set cs-1 (CREATE) for stack churn",
-        "Executing change set cs-1",
-        "Stack churn: CREATE_IN_PROGRESS",
-        "Stack churn: CREATE_COMPLETE",
-        f"Stack churn CREATE_COMPLETE. Endpoint: {URL}/invocations",
-        "Deleting stack churn",
-        "Stack churn: DELETE_IN_PROGRESS",
-        "Stack churn: DELETE_COMPLETE",
-    ]
-
-
-def test_sam_template_we_send_is_accepted_by_the_transform(
-    sam_outdir: tuple[Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The CodeUri rewrite yields a template the real SAM translator turns into Lambda code."""
-    from samtranslator.translator.transform import transform
-
-    class NoPolicies:
-        def load(self) -> dict[str, str]:
-            raise AssertionError("no managed policy lookups (offline)")
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    _, sent = sam_outdir
-    out = transform(json.loads(json.dumps(sent)), {}, NoPolicies())
-    code = out["Resources"]["ModelFunction"]["Properties"]["Code"]
-    key = sent["Resources"]["ModelFunction"]["Properties"]["CodeUri"]["Key"]
-    assert code == {"S3Bucket": BUCKET, "S3Key": key}
-
-
-def test_failed_stack_reports_cloudformation_reasons(
-    sam_outdir: tuple[Path, dict[str, Any]], s3: S3Client
-) -> None:
-    from datetime import datetime, timezone
-
-    from botocore.stub import Stubber
-
-    outdir, sent = sam_outdir
-    cfn = boto3.client("cloudformation", region_name=REGION)
-    event = {
-        "StackId": STACK_ID,
-        "EventId": "e1",
-        "StackName": "churn",
-        "Timestamp": datetime(2025, 1, 1, tzinfo=timezone.utc),
-        "LogicalResourceId": "ModelFunction",
-        "ResourceStatus": "CREATE_FAILED",
-        "ResourceStatusReason": "Unzipped size must be smaller than 262144000 bytes",
-    }
-    with Stubber(cfn) as stub:
-        stub.add_client_error(
-            "describe_stacks",
-            "ValidationError",
-            "Stack with id churn does not exist",
-            expected_params={"StackName": "churn"},
-        )
-        _expect_change_set(stub, "CREATE", sent)
-        stub.add_response("execute_change_set", {}, {"ChangeSetName": CS_ID, "StackName": "churn"})
-        stub.add_response(
-            "describe_stacks", {"Stacks": [_stack("ROLLBACK_COMPLETE")]}, {"StackName": STACK_ID}
-        )
-        stub.add_response(
-            "describe_stack_events", {"StackEvents": [event]}, {"StackName": STACK_ID}
-        )
-        with pytest.raises(DeployError) as info:
-            _run(outdir, cfn, s3, [])
-        # A later deploy refuses to update the rolled-back stack and says what to do.
-        stub.add_response(
-            "describe_stacks", {"Stacks": [_stack("ROLLBACK_COMPLETE")]}, {"StackName": "churn"}
-        )
-        with pytest.raises(DeployError) as again:
-            _run(outdir, cfn, s3, [])
-        stub.assert_no_pending_responses()
-    assert str(info.value) == (
-        "stack 'churn' ended in ROLLBACK_COMPLETE: ModelFunction: Unzipped size must be "
-        "smaller than 262144000 bytes"
-    )
-    assert str(again.value) == (
-        f"stack 'churn' is in ROLLBACK_COMPLETE and cannot be updated; run `mlflow-lambda "
-        f"deploy {outdir} --stack-name churn --delete`, then deploy again"
-    )
