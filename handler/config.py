@@ -1,0 +1,126 @@
+"""The runtime model config (``model.json``) and the integrity check of the model files.
+
+``model.json`` is written at build time by ``packager.inspection`` (its docstring is the
+format); the runtime reads it instead of the ``MLmodel`` YAML so that neither PyYAML nor
+MLflow has to ship in the bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypedDict
+
+from handler.errors import ModelConfigError, ModelIntegrityError
+
+SUPPORTED_CONFIG_VERSIONS = (1,)
+
+
+class Signature(TypedDict):
+    """The MLmodel signature, each part already parsed from its JSON string (or null)."""
+
+    inputs: list[dict[str, Any]] | None
+    outputs: list[dict[str, Any]] | None
+    params: list[dict[str, Any]] | None
+
+
+class ModelConfig(TypedDict):
+    """``model.json``, format version 1 (see ``packager/inspection.py``)."""
+
+    config_version: int
+    flavor: str
+    loader_module: str
+    model_file: str
+    serialization_format: str
+    skops_trusted_types: list[str]
+    predict_fn: str
+    python_version: str | None
+    mlflow_version: str | None
+    flavor_library_version: str | None
+    run_id: str | None
+    model_id: str | None
+    requirements: list[str]
+    signature: Signature
+    input_example: dict[str, Any] | None
+    files: dict[str, str]
+
+
+_REQUIRED_KEYS = ("config_version", "flavor", "model_file", "serialization_format", "files")
+
+
+def load_config(path: Path) -> ModelConfig:
+    """Read and check ``model.json``; fill optional keys that older writers left out."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelConfigError(
+            f"model config {str(path)!r} does not exist; rebuild the bundle with "
+            "`mlflow-lambda package`"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelConfigError(f"cannot read model config {str(path)!r}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ModelConfigError(f"model config {str(path)!r} is not a JSON object")
+    missing = [key for key in _REQUIRED_KEYS if key not in raw]
+    if missing:
+        raise ModelConfigError(f"model config {str(path)!r} lacks required keys {missing!r}")
+    if raw["config_version"] not in SUPPORTED_CONFIG_VERSIONS:
+        raise ModelConfigError(
+            f"model config {str(path)!r} has config_version {raw['config_version']!r}; this "
+            f"runtime reads {list(SUPPORTED_CONFIG_VERSIONS)!r}: rebuild the bundle with the "
+            "same mlflow-lambda version"
+        )
+    signature = raw.get("signature") or {}
+    raw["signature"] = {
+        "inputs": signature.get("inputs"),
+        "outputs": signature.get("outputs"),
+        "params": signature.get("params"),
+    }
+    raw.setdefault("loader_module", f"mlflow.{raw['flavor']}")
+    raw.setdefault("skops_trusted_types", [])
+    raw.setdefault("predict_fn", "predict")
+    raw.setdefault("requirements", [])
+    raw.setdefault("input_example", None)
+    for key in ("python_version", "mlflow_version", "flavor_library_version"):
+        raw.setdefault(key, None)
+    for key in ("run_id", "model_id"):
+        raw.setdefault(key, None)
+    config: ModelConfig = raw  # type: ignore[assignment]
+    return config
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_model_files(model_dir: Path, files: Mapping[str, str]) -> None:
+    """Check that every file listed in ``files`` (POSIX path -> sha256) is intact.
+
+    Files present on disk but not listed are not read. Raises :class:`ModelIntegrityError`
+    naming the first missing or altered file, in sorted order.
+    """
+    root = Path(model_dir)
+    for name in sorted(files):
+        relative = Path(name)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise ModelIntegrityError(
+                f"model file {name!r} in model.json is not a path inside the model directory"
+            )
+        path = root / relative
+        if not path.is_file():
+            raise ModelIntegrityError(
+                f"model file {name!r} is missing from {str(root)!r}; the bundle is incomplete, "
+                "rebuild it with `mlflow-lambda package`"
+            )
+        actual = _sha256(path)
+        if actual != files[name]:
+            raise ModelIntegrityError(
+                f"model file {name!r} has sha256 {actual!r}, expected {files[name]!r}; the "
+                "model changed after packaging, rebuild the bundle"
+            )

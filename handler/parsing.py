@@ -1,0 +1,364 @@
+"""Request bodies to typed payloads, following MLflow's scoring protocol.
+
+The parser only checks the *shape* of a request (which format key, which structure);
+``handler.schema`` then checks the values against the model signature. Errors are
+:class:`ScoringError` with MLflow's error code: ``BAD_REQUEST`` for a malformed body,
+415 for an unsupported media type. Behaviour mirrors ``mlflow/pyfunc/scoring_server`` and
+``mlflow/utils/proto_json_utils.py`` (MLflow 3.17); deliberate differences are marked FIX
+(see PROTOCOL.md).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from handler.errors import BAD_REQUEST, INVALID_PARAMETER_VALUE, ScoringError
+
+DF_SPLIT = "dataframe_split"
+DF_RECORDS = "dataframe_records"
+INSTANCES = "instances"
+INPUTS = "inputs"
+FORMATS = (DF_SPLIT, DF_RECORDS, INSTANCES, INPUTS)
+PARAMS_KEY = "params"
+
+JSON = "json"
+CSV = "csv"
+# FIX: MLflow's own docs use application/csv but its server rejects it; we accept both.
+MEDIA_TYPES = {"application/json": JSON, "text/csv": CSV, "application/csv": CSV}
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A row-major table: ``dataframe_split``, non-object records, or CSV for tensors."""
+
+    columns: list[Any] | None
+    data: list[Any]
+
+
+@dataclass(frozen=True)
+class Records:
+    """``dataframe_records`` (or ``inputs``) as a list of row objects."""
+
+    records: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Column name -> values (list or scalar). ``length_error`` is the error code for
+    columns of different lengths (MLflow checks ``instances`` while parsing but ``inputs``
+    only when it builds the DataFrame). ``pivoted``: built from ``instances`` row objects."""
+
+    data: dict[str, Any]
+    length_error: str = INVALID_PARAMETER_VALUE
+    pivoted: bool = False
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """``inputs`` / ``instances`` given as a (nested) list or a scalar."""
+
+    data: Any
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A pandas DataFrame read from CSV."""
+
+    frame: Any
+
+
+Payload = Rows | Records | Columns | Tensor | Frame
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    """What a request asks: its format, its data and its raw ``params`` (None if absent)."""
+
+    fmt: str
+    payload: Payload
+    params: Any = None
+
+
+def _unsupported(message: str) -> ScoringError:
+    return ScoringError(BAD_REQUEST, message, status=415)
+
+
+def parse_content_type(header: str | None) -> str:
+    """Return ``"json"`` or ``"csv"`` for a ``Content-Type`` header, or raise a 415.
+
+    FIX: a missing header means JSON (MLflow answers 500). Media type and parameter names
+    compare case-insensitively (RFC 9110 section 8.3.1) and empty parameters are ignored.
+    """
+    if header is None or not header.strip():
+        return JSON
+    mime, *parts = (part.strip() for part in header.split(";"))
+    parameters: dict[str, str] = {}
+    for part in parts:
+        if part:
+            key, _, value = part.partition("=")
+            parameters[key.strip().lower()] = value.strip().strip('"')
+    charset = parameters.pop("charset", "utf-8").lower()
+    if charset != "utf-8":
+        raise _unsupported(
+            f"The scoring server only supports UTF-8; got charset {charset!r}. "
+            "Send the body as UTF-8 with 'Content-Type: application/json'."
+        )
+    if parameters:
+        raise _unsupported(
+            f"Unrecognized content type parameters: {', '.join(sorted(parameters))}. "
+            "Only 'charset=utf-8' is understood; MLflow 2+ reads the input format from the "
+            "JSON body (dataframe_split, dataframe_records, instances or inputs)."
+        )
+    kind = MEDIA_TYPES.get(mime.lower())
+    if kind is None:
+        raise _unsupported(
+            "This predictor only supports the following content types: "
+            f"{sorted(MEDIA_TYPES)!r}. Got {header!r}."
+        )
+    return kind
+
+
+def parse_json(body: bytes) -> ParsedRequest:
+    """Parse a JSON scoring body into a :class:`ParsedRequest`."""
+    try:
+        obj = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ScoringError.bad_request(
+            f"Invalid input. Ensure that input is a valid JSON formatted string. Error: {exc}"
+        ) from None
+    expected = (
+        f"The input must be a JSON object with exactly one of the input fields {list(FORMATS)!r}"
+        f" and optionally {PARAMS_KEY!r}"
+    )
+    if not isinstance(obj, dict):
+        kind = "a list" if isinstance(obj, list) else f"a {type(obj).__name__}"
+        raise ScoringError.bad_request(f"Invalid input. {expected}. Received {kind}.")
+    keys = [key for key in FORMATS if key in obj]
+    if len(keys) != 1:
+        raise ScoringError.bad_request(f"{expected}. Received an object with fields {list(obj)!r}.")
+    fmt = keys[0]
+    value = obj[fmt]
+    payload: Payload
+    if fmt == DF_SPLIT:
+        payload = _parse_split(value)
+    elif fmt == DF_RECORDS:
+        payload = _parse_records(value)
+    elif fmt == INSTANCES:
+        payload = _parse_instances(value)
+    else:
+        payload = _parse_inputs(value)
+    return ParsedRequest(fmt, payload, obj.get(PARAMS_KEY))
+
+
+def _parse_split(value: Any) -> Rows:
+    if not isinstance(value, dict):
+        kind = "list" if isinstance(value, list) else type(value).__name__
+        raise ScoringError.bad_request(
+            f"Invalid input. Dataframe split format must be a dictionary. Got {kind}."
+        )
+    keys = set(value)
+    if "data" not in keys or keys - {"columns", "data", "index"}:
+        raise ScoringError.bad_request(
+            "Invalid input. Dataframe split format must have 'data' field and optionally "
+            f"'columns' and 'index' fields. Got {sorted(keys)!r}."
+        )
+    data, columns, index = value["data"], value.get("columns"), value.get("index")
+    if not isinstance(data, list):
+        raise ScoringError.bad_request(
+            f"Invalid input. dataframe_split 'data' must be a list of rows, got {data!r:.100}."
+        )
+    if columns is not None and (
+        not isinstance(columns, list) or any(isinstance(c, (list, dict)) for c in columns)
+    ):
+        raise ScoringError.bad_request(
+            "Invalid input. dataframe_split 'columns' must be a list of column names, "
+            f"got {columns!r:.100}."
+        )
+    # pandas would repeat a single row to fill a longer index; we refuse instead.
+    if index is not None and (not isinstance(index, list) or len(index) != len(data)):
+        raise ScoringError.bad_request(
+            "Invalid input. dataframe_split 'index' must be a list as long as 'data' "
+            f"({len(data)} rows), got {index!r:.100}."
+        )
+    return Rows(columns, data)
+
+
+def _parse_records(value: Any) -> Records | Rows:
+    if not isinstance(value, list):
+        kind = "dictionary" if isinstance(value, dict) else f"type {type(value).__name__}"
+        raise ScoringError.bad_request(
+            f"Invalid input. Dataframe records format must be a list of records. Got {kind}."
+        )
+    return _rows_or_records(value, DF_RECORDS)
+
+
+def _rows_or_records(value: list[Any], fmt: str) -> Records | Rows:
+    dicts = sum(isinstance(item, dict) for item in value)
+    if dicts == len(value):
+        return Records(value)
+    if dicts:
+        raise ScoringError.bad_request(
+            f"Invalid input. {fmt} must be a list of objects; got a mix of objects and "
+            "other values."
+        )
+    return Rows(None, value)
+
+
+def _parse_instances(value: Any) -> Columns | Tensor:
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        # TF-serving row format: pivot row objects to columns, as MLflow does.
+        columns: dict[str, list[Any]] = {}
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise ScoringError.bad_request(
+                    f"Invalid input. instances[{i}] is {item!r:.60}, expected an object like "
+                    "instances[0]."
+                )
+            for name, cell in item.items():
+                columns.setdefault(name, []).append(cell)
+        if len({len(cells) for cells in columns.values()}) > 1:
+            raise ScoringError.bad_request(
+                "Invalid input. The length of values for each input/column name are not the "
+                "same: every object in 'instances' needs the same keys."
+            )
+        return Columns(columns, BAD_REQUEST, pivoted=True)
+    if isinstance(value, dict):
+        return Columns(value, BAD_REQUEST)
+    return Tensor(value)
+
+
+def _parse_inputs(value: Any) -> Columns | Records | Tensor:
+    if isinstance(value, dict):
+        return Columns(value, INVALID_PARAMETER_VALUE)
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        return Records(value)
+    return Tensor(value)
+
+
+def parse_csv(body: bytes, *, tensor: bool, string_columns: Collection[str] = ()) -> ParsedRequest:
+    """Parse a CSV body with a header row.
+
+    For tensor signatures the stdlib ``csv`` module reads it (the values are cast to the
+    tensor dtype later), so such models need no pandas. Otherwise pandas reads it like MLflow
+    does, keeping the signature's string columns as text (``"007"`` stays a string).
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScoringError.bad_request(
+            f"Invalid input. Ensure that input is a valid UTF-8 encoded string. Error: {exc}"
+        ) from None
+    if tensor:
+        import csv
+
+        try:
+            rows = list(csv.reader(text.splitlines()))
+        except csv.Error as exc:
+            raise _csv_error(exc) from None
+        if not rows:
+            raise _csv_error("No columns to parse from file")
+        return ParsedRequest(CSV, Rows(rows[0], [row for row in rows[1:] if row]))
+    import io
+
+    pd = importlib.import_module("pandas")
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype={name: object for name in string_columns})
+    except Exception as exc:  # pandas raises many types (EmptyDataError, ParserError, ...)
+        raise _csv_error(exc) from None
+    return ParsedRequest(CSV, Frame(frame))
+
+
+class Table:
+    """A column view of a tabular payload: ordered labels, ``column(label)``, ``n_rows``.
+
+    Built the way pandas would build the DataFrame MLflow scores: records contribute the
+    union of their keys (missing cells are None), scalar column values broadcast.
+    """
+
+    def __init__(self, labels: list[Any], n_rows: int, source: Payload) -> None:
+        self.labels = labels
+        self.n_rows = n_rows
+        self.source = source
+        self.rows_are_lists = True
+
+    def column(self, label: Any) -> Any:
+        """The values of one column (a list or a numpy array)."""
+        source = self.source
+        if isinstance(source, Rows):
+            if not self.rows_are_lists:
+                return source.data
+            i = self.labels.index(label)
+            return [row[i] for row in source.data]
+        if isinstance(source, Records):
+            return [record.get(label) for record in source.records]
+        if isinstance(source, Frame):
+            return source.frame[label].to_numpy()
+        if isinstance(source, Columns):
+            value = source.data[label]
+            return value if _is_sequence(value) else [value] * self.n_rows
+        raise AssertionError(f"no columns in {type(source).__name__}")
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, list) or type(value).__name__ == "ndarray"
+
+
+def table_of(payload: Payload) -> Table:
+    """The :class:`Table` of a payload; a bare tensor is read as rows (columns 0..n-1)."""
+    if isinstance(payload, Tensor):
+        data = payload.data
+        payload = Rows(None, data if isinstance(data, list) else [data])
+    if isinstance(payload, Rows):
+        return _rows_table(payload)
+    if isinstance(payload, Records):
+        labels = list(dict.fromkeys(key for record in payload.records for key in record))
+        return Table(labels, len(payload.records), payload)
+    if isinstance(payload, Frame):
+        return Table(list(payload.frame.columns), len(payload.frame), payload)
+    lengths = {len(v) for v in payload.data.values() if _is_sequence(v)}
+    if len(lengths) > 1:
+        raise ScoringError(
+            payload.length_error,
+            "Invalid input. The length of values for each input/column name are not the same: "
+            f"got lengths {sorted(lengths)!r}.",
+        )
+    return Table(list(payload.data), lengths.pop() if lengths else 1, payload)
+
+
+def _rows_table(rows: Rows) -> Table:
+    data = rows.data
+    if not any(isinstance(row, list) for row in data):
+        # a list of scalars is one column, as in pandas.DataFrame([1, 2, 3])
+        width = len(rows.columns) if rows.columns is not None else (1 if data else 0)
+        if data and width != 1:
+            raise ScoringError.bad_request(
+                f"Invalid input. 'data' holds single values but {width} columns were named; "
+                "send one list per row."
+            )
+        table = Table(list(rows.columns or range(width)), len(data), rows)
+        table.rows_are_lists = False
+        return table
+    width = len(rows.columns) if rows.columns is not None else len(data[0])
+    for i, row in enumerate(data):
+        # pandas pads short rows with NaN; a silently padded row is a wrong answer, refuse it
+        if not isinstance(row, list) or len(row) != width:
+            size = len(row) if isinstance(row, list) else "not a list"
+            raise ScoringError.bad_request(
+                f"Invalid input. Row {i} of 'data' has {size} values but the table has {width} "
+                "columns; every row needs one value per column."
+            )
+    return Table(
+        list(rows.columns) if rows.columns is not None else list(range(width)), len(data), rows
+    )
+
+
+def _csv_error(exc: object) -> ScoringError:
+    return ScoringError.bad_request(
+        "Failed to parse input as a Pandas DataFrame. Ensure that the input is a valid "
+        "CSV-formatted Pandas DataFrame produced using the `pandas.DataFrame.to_csv()` "
+        f"method. Error: {exc}"
+    )

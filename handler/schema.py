@@ -1,0 +1,360 @@
+"""Signature enforcement: typed payloads to the input the model receives.
+
+Mirrors ``mlflow.models.utils._enforce_schema`` (MLflow 3.17)
+with one rule for every input format. Missing columns and tensor shape errors are
+``INVALID_PARAMETER_VALUE``; values that cannot be cast are ``BAD_REQUEST`` (as MLflow,
+which casts while parsing). FIX: a non-integral number into an integer column is rejected on
+every path (MLflow truncates 1.7 to 1 on its JSON path).
+
+pandas is imported only when a DataFrame must be built, so a model with a tensor signature
+(or one that accepts a plain array) is served without pandas installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import numpy as np
+
+from handler.errors import ScoringError
+from handler.parsing import Columns, Payload, Rows, Table, Tensor, table_of
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of a column-based signature."""
+
+    name: str | None
+    type: str  # an MLflow DataType name, or "array" / "object" / "map" / "any"
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One tensor of a tensor-based signature (``-1`` is a free dimension)."""
+
+    name: str | None
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
+
+    def check_shape(self, arr: np.ndarray[Any, Any]) -> None:
+        """Raise ``INVALID_PARAMETER_VALUE`` naming both shapes if ``arr`` does not fit."""
+        ok = arr.ndim == len(self.shape) and all(
+            want in (-1, got) for want, got in zip(self.shape, arr.shape, strict=False)
+        )
+        if not ok:
+            raise ScoringError.invalid_value(
+                f"Shape of input {arr.shape} does not match expected shape {self.shape}"
+                + (f" for input {self.name!r}." if self.name else ".")
+            )
+
+
+_FLOAT_DTYPES: dict[str, np.dtype[Any]] = {
+    "double": np.dtype("float64"),
+    "float": np.dtype("float32"),
+}
+
+
+class InputSchema:
+    """The ``inputs`` part of a signature, compiled once at app creation."""
+
+    def __init__(self, inputs: list[dict[str, Any]] | None) -> None:
+        self.columns: tuple[ColumnSpec, ...] = ()
+        self.tensors: tuple[TensorSpec, ...] = ()
+        specs = inputs or []
+        if specs and all(spec.get("type") == "tensor" for spec in specs):
+            self.tensors = tuple(
+                TensorSpec(
+                    spec.get("name"),
+                    np.dtype(spec["tensor-spec"]["dtype"]),
+                    tuple(spec["tensor-spec"]["shape"]),
+                )
+                for spec in specs
+            )
+        elif specs:
+            self.columns = tuple(
+                ColumnSpec(
+                    spec.get("name"), str(spec.get("type")), bool(spec.get("required", True))
+                )
+                for spec in specs
+            )
+        self.kind = "tensor" if self.tensors else "columns" if self.columns else "none"
+        self.named = all(spec.get("name") is not None for spec in specs) and bool(specs)
+        self.names = [c.name for c in self.columns] if self.named else []
+        self.string_columns = frozenset(
+            str(c.name) for c in self.columns if c.type in ("string", "binary")
+        )
+        types = {c.type for c in self.columns}
+        # every column the same float type: the body can become one 2-D array at once
+        self.matrix_dtype = _FLOAT_DTYPES.get(types.pop()) if len(types) == 1 else None
+
+    def enforce(self, payload: Payload, *, want_frame: bool = True) -> tuple[Any, int]:
+        """Return ``(model_input, rows)`` for ``payload``, or raise :class:`ScoringError`.
+
+        ``want_frame=False`` lets an all-numeric column signature produce a 2-D numpy array
+        instead of a DataFrame (for models fitted without feature names).
+        """
+        if self.kind == "tensor":
+            if len(self.tensors) == 1 and self.tensors[0].name is None:
+                return _enforce_tensor(payload, self.tensors[0])
+            return _enforce_named_tensors(payload, self.tensors)
+        if self.kind == "none":
+            return _no_schema(payload)
+        if self.named:
+            return self._enforce_named(payload, want_frame)
+        return self._enforce_positional(payload)
+
+    def _enforce_named(self, payload: Payload, want_frame: bool) -> tuple[Any, int]:
+        if (
+            isinstance(payload, Rows)
+            and self.matrix_dtype is not None
+            and payload.columns == self.names
+        ):
+            matrix = _try_matrix(payload.data, self.matrix_dtype, len(self.names))
+            if matrix is not None:
+                return _tabular(self.names, [], matrix, want_frame), len(matrix)
+        if (
+            isinstance(payload, Tensor)
+            and len(self.columns) == 1
+            and isinstance(payload.data, list)
+        ):
+            # MLflow: a plain list for a one-column signature is that column
+            payload = Columns({str(self.columns[0].name): payload.data})
+        table = table_of(payload)
+        present = set(table.labels)
+        missing = [c.name for c in self.columns if c.required and c.name not in present]
+        if missing:
+            extra = [label for label in table.labels if label not in self.names]
+            raise ScoringError.invalid_value(
+                f"Model is missing inputs {missing!r}."
+                + (f" Note that there were extra inputs: {extra!r}." if extra else "")
+                + " Send every column of the model signature by name."
+            )
+        names, values = [], []
+        for col in self.columns:
+            if col.name in present:
+                names.append(col.name)
+                values.append(convert_column(table.column(col.name), col.type, col.name))
+        return _tabular(names, values, None, want_frame), table.n_rows
+
+    def _enforce_positional(self, payload: Payload) -> tuple[Any, int]:
+        table = table_of(payload)
+        if len(table.labels) < len(self.columns):
+            raise ScoringError.invalid_value(
+                "Model inference is missing inputs. The model signature declares "
+                f"{len(self.columns)} inputs but the provided value only has "
+                f"{len(table.labels)} inputs. Note: the inputs were not named in the signature "
+                "so we can only verify their count."
+            )
+        labels = table.labels[: len(self.columns)]
+        values = [
+            convert_column(table.column(label), col.type, label)
+            for label, col in zip(labels, self.columns, strict=True)
+        ]
+        return _tabular(labels, values, None, True), table.n_rows
+
+
+def _try_matrix(data: list[Any], dtype: np.dtype[Any], width: int) -> np.ndarray[Any, Any] | None:
+    """The fast path: rows straight to a 2-D array; None means "take the careful path"."""
+    try:
+        matrix = np.asarray(data, dtype=dtype)
+    except (ValueError, TypeError):
+        return None
+    if matrix.ndim == 2 and matrix.shape[1] == width:
+        return matrix
+    if matrix.size == 0:
+        return matrix.reshape(0, width)
+    return None
+
+
+def _tabular(
+    names: list[Any], values: list[Any], matrix: np.ndarray[Any, Any] | None, want_frame: bool
+) -> Any:
+    if matrix is None and not want_frame and values:
+        dtypes = {getattr(v, "dtype", None) for v in values}
+        if len(dtypes) == 1 and next(iter(dtypes)) in _FLOAT_DTYPES.values():
+            matrix = np.column_stack(values)
+    if matrix is not None and not want_frame:
+        return matrix
+    pd = importlib.import_module("pandas")  # only here: tensor and array paths never need it
+    if matrix is not None:
+        return pd.DataFrame(matrix, columns=names, copy=False)
+    return pd.DataFrame(dict(zip(names, values, strict=True)))
+
+
+def _enforce_tensor(payload: Payload, spec: TensorSpec) -> tuple[Any, int]:
+    if isinstance(payload, Tensor):
+        try:
+            arr = np.asarray(payload.data, dtype=spec.dtype)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ScoringError.bad_request(
+                f"Invalid input. Cannot convert the input to a {spec.dtype} tensor: {exc}"
+            ) from None
+        spec.check_shape(arr)
+        return arr, len(arr) if arr.ndim else 1
+    if isinstance(payload, Columns):
+        message = (
+            "This model has an unnamed tensor signature and expects a single n-dimensional "
+            "array (a list of rows) as 'inputs' or 'instances', not an object of columns."
+        )
+        if payload.pivoted:
+            raise ScoringError.invalid_value(message)
+        raise ScoringError.bad_request(f"Invalid input. {message}")
+    table = table_of(payload)
+    matrix = _table_matrix(table, spec.dtype)
+    if matrix.size == 0:
+        raise ScoringError.invalid_value("Input DataFrame is empty.")
+    if matrix.shape[1] == 1:
+        if spec.shape not in ((-1,), (-1, 1)):
+            raise ScoringError.invalid_value(
+                "The input has a single column of scalar values, which requires the tensor "
+                f"shape to be (-1,) or (-1, 1), but the signature's shape is {spec.shape}."
+            )
+        matrix = matrix.reshape(spec.shape)
+    elif spec.shape != (-1, matrix.shape[1]):
+        raise ScoringError.invalid_value(
+            f"This model expects a tensor of shape {spec.shape}; the input table has "
+            f"{matrix.shape[1]} columns. Send rows of {spec.shape[-1]} values."
+        )
+    return matrix, len(matrix)
+
+
+def _table_matrix(table: Table, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+    if isinstance(table.source, Rows) and table.rows_are_lists:
+        matrix = _try_matrix(table.source.data, dtype, len(table.labels))
+        if matrix is not None:
+            return matrix
+    columns = []
+    for label in table.labels:
+        try:
+            columns.append(np.asarray(table.column(label), dtype=dtype))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ScoringError.bad_request(
+                "Invalid input. Data is not compatible with model signature. Failed to convert "
+                f"column {label!r} to type {dtype.name!r}. Error: {exc}"
+            ) from None
+    if not columns:
+        return np.empty((table.n_rows, 0), dtype=dtype)
+    return np.column_stack(columns)
+
+
+def _enforce_named_tensors(payload: Payload, specs: tuple[TensorSpec, ...]) -> tuple[Any, int]:
+    if not isinstance(payload, Columns):
+        raise ScoringError.invalid_value(
+            "This model has a tensor signature with named inputs "
+            f"{[s.name for s in specs]!r}; send 'inputs' as an object mapping each name to "
+            "an array."
+        )
+    missing = [str(s.name) for s in specs if s.name not in payload.data]
+    if missing:
+        raise ScoringError.invalid_value(f"Model is missing inputs {missing!r}.")
+    out: dict[str, Any] = {}
+    for spec in specs:
+        try:
+            arr = np.asarray(payload.data[str(spec.name)], dtype=spec.dtype)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ScoringError.bad_request(
+                f"Invalid input. Cannot convert input {spec.name!r} to {spec.dtype}: {exc}"
+            ) from None
+        spec.check_shape(arr)
+        out[str(spec.name)] = arr
+    rows = next((len(a) for a in out.values() if a.ndim), 1)
+    return out, rows
+
+
+def _no_schema(payload: Payload) -> tuple[Any, int]:
+    """No signature: hand over what MLflow would (DataFrame, array or dict of arrays)."""
+    try:
+        if isinstance(payload, Tensor):
+            arr = np.asarray(payload.data)
+            return arr, len(arr) if arr.ndim else 1
+        if isinstance(payload, Columns):
+            out = {name: np.asarray(value) for name, value in payload.data.items()}
+            return out, next((len(a) for a in out.values() if a.ndim), 1)
+    except (ValueError, TypeError) as exc:
+        raise ScoringError.bad_request(f"Invalid input. {exc}") from None
+    table = table_of(payload)
+    return _tabular(table.labels, [table.column(label) for label in table.labels], None, True), (
+        table.n_rows
+    )
+
+
+# --- values --------------------------------------------------------------------------------
+
+_INT_DTYPES: dict[str, np.dtype[Any]] = {"long": np.dtype("int64"), "integer": np.dtype("int32")}
+
+
+def convert_column(values: Any, type_name: str, name: Any) -> Any:
+    """Cast one column's values to its signature type; ``BAD_REQUEST`` naming the column."""
+    try:
+        if type_name in _FLOAT_DTYPES:
+            arr = np.asarray(values, dtype=_FLOAT_DTYPES[type_name])
+        elif type_name in _INT_DTYPES:
+            arr = _to_int(values, _INT_DTYPES[type_name], name)
+        elif type_name == "boolean":
+            arr = np.asarray(values, dtype=object).astype(bool)  # pandas astype(bool) truthiness
+        elif type_name == "binary":
+            import base64
+
+            return [base64.decodebytes(bytes(v, "utf8")) for v in values]
+        elif type_name == "datetime":
+            pd = importlib.import_module("pandas")
+            return pd.to_datetime(pd.Series(values)).astype("datetime64[ns]")
+        else:  # string, array, object, map, any: passed through as MLflow does
+            return values
+    except ScoringError:
+        raise
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ScoringError.bad_request(
+            "Invalid input. Data is not compatible with model signature. Failed to convert "
+            f"column {name!r} to type {type_name!r}. Error: {exc}"
+        ) from None
+    if arr.ndim != 1:
+        raise ScoringError.bad_request(
+            f"Invalid input. Column {name!r} of type {type_name!r} must hold single values, "
+            f"got nested lists (shape {arr.shape})."
+        )
+    return arr
+
+
+def _to_int(values: Any, dtype: np.dtype[Any], name: Any) -> np.ndarray[Any, Any]:
+    arr = np.asarray(values)
+    kind = arr.dtype.kind
+    if kind == "f":
+        finite = np.isfinite(arr)
+        if not finite.all():
+            _bad_int(name, dtype, arr[~finite][0])
+        fractional = arr != np.trunc(arr)
+        if fractional.any():
+            _bad_int(name, dtype, arr[fractional][0])
+    elif kind == "O":
+        arr = np.array([_int_cell(v, name, dtype) for v in arr.tolist()], dtype=object)
+    elif kind not in "iubU":
+        raise TypeError(f"values of kind {arr.dtype} are not integers")
+    info = np.iinfo(dtype)
+    # info.max + 1 is a power of two, exact as a float: 2.0**63 must not pass for int64
+    if kind in "iuf" and arr.size and (arr.min() < info.min or arr.max() >= info.max + 1):
+        raise OverflowError(f"values outside the {dtype} range [{info.min}, {info.max}]")
+    return arr.astype(dtype)
+
+
+def _int_cell(value: Any, name: Any, dtype: np.dtype[Any]) -> int:
+    if isinstance(value, str):
+        return int(value)
+    if value is None or isinstance(value, (list, dict)):
+        _bad_int(name, dtype, value)
+    number = float(value)
+    if not number.is_integer():
+        _bad_int(name, dtype, value)
+    return int(value)
+
+
+def _bad_int(name: Any, dtype: np.dtype[Any], value: Any) -> NoReturn:
+    value = value.item() if isinstance(value, np.generic) else value
+    what = "a missing value" if value is None or value != value else f"the value {value!r}"
+    raise ScoringError.bad_request(
+        f"Invalid input. Column {name!r} has integer type {dtype} but received {what}; "
+        "send whole numbers (1 or 1.0, not 1.7 or null), or log the model with a double column."
+    )
