@@ -140,6 +140,7 @@ class LocalLambda:
         env: Mapping[str, str] | None = None,
         emulator: str = "auto",
         log_sink: Callable[[str], None] | None = None,
+        tmp_dir: Path | None = None,
     ) -> None:
         if emulator not in ("auto", "rie", "python"):
             raise ValueError(f"emulator must be 'auto', 'rie' or 'python', not {emulator!r}")
@@ -151,7 +152,8 @@ class LocalLambda:
         self.emulator = ""
         self._lock = threading.Lock()
         self._lines: queue.Queue[str] = queue.Queue()
-        self._tmp: Path | None = None
+        self._tmp: Path | None = tmp_dir
+        self._own_tmp = tmp_dir is None
         self._rie: subprocess.Popen[bytes] | None = None
         self._rie_port = 0
         self._api: runtime_api.RuntimeApiServer | None = None
@@ -178,13 +180,17 @@ class LocalLambda:
         python = self._python or find_python(None)
         self._python = python
         self._runtime_dir = ensure_runtime_dir(python)
-        self._tmp = Path(tempfile.mkdtemp(prefix="mlflow-lambda-tmp-"))
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="mlflow-lambda-tmp-"))
         self._env = lambda_env(
             python, self.task_root, self._runtime_dir, self._tmp, handler=self.handler,
             function_name=self.function_name, memory_mb=self.memory_mb,
             timeout_s=self.timeout_s, region=self.region, extra=self._extra_env,
         )  # fmt: skip
-        self._argv = [str(python.path), "-I", "-S", str(self._runtime_dir / BOOTSTRAP_NAME)]
+        # -I: no host site-packages, no PYTHON* variables; -S: no site; -B: write no bytecode
+        # (/var/task is read-only on Lambda, and root would ignore our chmod a-w).
+        bootstrap = str(self._runtime_dir / BOOTSTRAP_NAME)
+        self._argv = [str(python.path), "-I", "-S", "-B", bootstrap]
         self._argv.append(self.handler)
         if self._wanted in ("auto", "rie"):
             try:
@@ -375,7 +381,7 @@ class LocalLambda:
         for reader in self._readers:
             reader.join(timeout=5)
         self._proc = self._rie = self._api = None
-        if self._tmp is not None:
+        if self._tmp is not None and self._own_tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
         self.emulator = ""

@@ -190,6 +190,9 @@ def ensure_runtime_dir(
         else:
             install(python.version, arch, pins, staging)
         (staging / BOOTSTRAP_NAME).write_text(BOOTSTRAP_SOURCE, encoding="utf-8")
+        # AWS ships /var/runtime with bytecode; the runtime runs with -B, so compile it now.
+        compile_cmd = [str(python.path), "-I", "-m", "compileall", "-q", "-j", "0", str(staging)]
+        subprocess.run(compile_cmd, capture_output=True, timeout=_PIP_TIMEOUT_S, check=False)
         try:
             staging.rename(target)
         except OSError:
