@@ -1,0 +1,161 @@
+"""The FastAPI app speaking MLflow's scoring protocol (see PROTOCOL.md).
+
+``/invocations`` is a plain Starlette endpoint, not a FastAPI route with a pydantic body:
+the body is read once as bytes and parsed by ``handler.parsing``, which keeps the warm
+overhead per request well under a millisecond. Scoring runs inline on the event loop: a
+Lambda environment serves one request at a time, so a thread hop would only add latency.
+Nothing happens in startup events (Mangum runs the lifespan on every invocation); the
+model is loaded before :func:`create_app` is called.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from handler import __version__
+from handler.config import ModelConfig
+from handler.errors import (
+    BAD_REQUEST,
+    INTERNAL_ERROR,
+    REQUEST_LIMIT_EXCEEDED,
+    ScoringError,
+)
+from handler.flavors import Predictor
+from handler.logs import SCOPE_KEY, AccessLogMiddleware, model_log
+from handler.params import ParamSchema
+from handler.parsing import CSV, ParsedRequest, parse_content_type, parse_csv, parse_json
+from handler.schema import InputSchema
+from handler.serialize import error_json, predictions_json
+
+# Lambda's synchronous invocation payload limit is 6 MB for the request and the response
+# (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html); API Gateway
+# allows 10 MB, so 6 MB is the effective limit and `serve` applies the same.
+MAX_REQUEST_BYTES = 6 * 1024 * 1024
+JSON_MEDIA_TYPE = "application/json"
+MODEL_ERROR_MESSAGE = (
+    "Encountered an unexpected error while evaluating the model. Verify that the serialized "
+    "input Dataframe is compatible with the model for inference."
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One scoring answer: status, JSON body, and what the access log reports."""
+
+    status: int
+    body: bytes
+    rows: int | None = None
+    error_code: str | None = None
+
+
+def _error(exc: ScoringError, rows: int | None = None) -> Answer:
+    return Answer(exc.status, error_json(exc.error_code, exc.message), rows, exc.error_code)
+
+
+class Scorer:
+    """``/invocations`` without the web framework: bytes and a content type in, an answer out."""
+
+    def __init__(self, predictor: Predictor, config: ModelConfig) -> None:
+        signature = config["signature"]
+        self.predictor = predictor
+        self.inputs = InputSchema(signature["inputs"])
+        self.params = ParamSchema(signature["params"])
+        self.want_frame = not getattr(predictor, "accepts_ndarray", False)
+
+    def parse(self, body: bytes, content_type: str | None) -> ParsedRequest:
+        """Parse ``body`` as ``content_type`` says (415 / 400 as :class:`ScoringError`)."""
+        if parse_content_type(content_type) == CSV:
+            tensor = self.inputs.kind == "tensor" or not _pandas_installed()
+            return parse_csv(body, tensor=tensor, string_columns=self.inputs.string_columns)
+        return parse_json(body)
+
+    def score(self, body: bytes, content_type: str | None) -> Answer:
+        """Parse, enforce the signature, predict and serialize; never raises."""
+        rows: int | None = None
+        try:
+            request = self.parse(body, content_type)
+            data, rows = self.inputs.enforce(request.payload, want_frame=self.want_frame)
+            params = self.params.enforce(request.params)
+            if params is None and request.params is not None:
+                model_log.info("the model has no params schema; ignoring params %r", request.params)
+            try:
+                raw = self.predictor.predict(data, params)
+            except Exception:  # the model's own failure on well-formed input: a client error
+                model_log.exception("the model raised while predicting %d rows", rows)
+                raise ScoringError(BAD_REQUEST, MODEL_ERROR_MESSAGE) from None
+            return Answer(200, predictions_json(raw), rows)
+        except ScoringError as exc:
+            return _error(exc, rows)
+        except Exception:  # a bug here or an unencodable prediction: log it, answer 500
+            model_log.exception("internal error while scoring")
+            return _error(ScoringError(INTERNAL_ERROR, "Internal error while scoring; see logs."))
+
+
+def _pandas_installed() -> bool:
+    try:
+        importlib.import_module("pandas")
+    except ImportError:
+        return False
+    return True
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = ScoringError(
+        REQUEST_LIMIT_EXCEEDED,
+        f"Request body exceeds the {limit} byte limit (Lambda's 6 MB synchronous payload "
+        "limit); send fewer rows per request.",
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    predictor: Predictor, config: ModelConfig, *, max_request_bytes: int = MAX_REQUEST_BYTES
+) -> FastAPI:
+    """The scoring app: ``/ping``, ``/health``, ``/version`` and ``/invocations``."""
+    scorer = Scorer(predictor, config)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    async def ping(request: Request) -> Response:
+        return Response(content="\n", media_type=JSON_MEDIA_TYPE)
+
+    async def version(request: Request) -> Response:
+        return Response(content=__version__, media_type=JSON_MEDIA_TYPE)
+
+    async def invocations(request: Request) -> Response:
+        try:
+            body = await _read_body(request, max_request_bytes)
+        except ScoringError as exc:
+            answer = _error(exc)
+        else:
+            answer = scorer.score(body, request.headers.get("content-type"))
+        info: dict[str, Any] | None = request.scope.get(SCOPE_KEY)
+        if info is not None:
+            info["rows"] = answer.rows
+            info["error_code"] = answer.error_code
+        return Response(content=answer.body, status_code=answer.status, media_type=JSON_MEDIA_TYPE)
+
+    app.add_route("/ping", ping, methods=["GET"])
+    app.add_route("/health", ping, methods=["GET"])
+    app.add_route("/version", version, methods=["GET"])
+    app.add_route("/invocations", invocations, methods=["POST"])
+    app.add_middleware(AccessLogMiddleware)
+    return app
+
+
+__all__ = ["MAX_REQUEST_BYTES", "Answer", "Scorer", "create_app"]

@@ -1,0 +1,79 @@
+"""The request log: one JSON line per request through the ``logging`` module.
+
+Loggers live under ``mlflow_lambda`` (the entry module sets that logger's level). Nothing is
+configured here at import; Lambda's runtime attaches its own handler to the root logger and
+adds the request id. Tracebacks of model errors go to ``mlflow_lambda.model``, never to
+the client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_log = logging.getLogger("mlflow_lambda.access")
+model_log = logging.getLogger("mlflow_lambda.model")
+
+# scope key where /invocations leaves what the access log reports (rows, error_code)
+SCOPE_KEY = "mlflow_lambda"
+
+
+def request_line(
+    method: str,
+    path: str,
+    status: int,
+    duration_ms: float,
+    rows: int | None = None,
+    error_code: str | None = None,
+) -> str:
+    """One access-log record as a JSON object on one line."""
+    return json.dumps(
+        {
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(duration_ms, 3),
+            "rows": rows,
+            "error_code": error_code,
+        }
+    )
+
+
+class AccessLogMiddleware:
+    """Pure ASGI middleware (no per-request objects beyond a closure) logging each request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        info: dict[str, Any] = {}
+        scope[SCOPE_KEY] = info
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            access_log.info(
+                request_line(
+                    scope.get("method", ""),
+                    scope.get("path", ""),
+                    status,
+                    (time.perf_counter() - start) * 1000.0,
+                    info.get("rows"),
+                    info.get("error_code"),
+                )
+            )

@@ -1,0 +1,268 @@
+"""handler.app with hand-made configs and a small fake predictor (a real object)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped]
+import pytest
+
+with warnings.catch_warnings():
+    # starlette 1.x warns at import that it prefers `httpx2` (not installed); the client
+    # works the same with httpx.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+import handler
+from handler.app import MODEL_ERROR_MESSAGE, create_app
+from handler.config import ModelConfig
+from handler.serialize import predictions_json
+
+COLUMNS = [{"type": "double", "name": n, "required": True} for n in ("a", "b")]
+ROW = {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3, 4]]}}
+
+
+def make_config(
+    inputs: list[dict[str, Any]] | None = None, params: list[dict[str, Any]] | None = None
+) -> ModelConfig:
+    return {
+        "config_version": 1,
+        "flavor": "sklearn",
+        "loader_module": "mlflow.sklearn",
+        "model_file": "model.pkl",
+        "serialization_format": "pickle",
+        "skops_trusted_types": [],
+        "predict_fn": "predict",
+        "python_version": "3.11.7",
+        "mlflow_version": "3.17.2",
+        "flavor_library_version": "1.9.1",
+        "run_id": None,
+        "model_id": None,
+        "requirements": [],
+        "signature": {"inputs": inputs, "outputs": None, "params": params},
+        "input_example": None,
+        "files": {},
+    }
+
+
+class FakePredictor:
+    """Records what it is given; answers with ``answer(data)`` or raises ``error``."""
+
+    def __init__(
+        self,
+        answer: Callable[[Any], Any] = lambda data: np.asarray(data).sum(axis=1),
+        error: Exception | None = None,
+        accepts_ndarray: bool | None = None,
+    ) -> None:
+        self.answer = answer
+        self.error = error
+        self.calls: list[tuple[Any, Any]] = []
+        if accepts_ndarray is not None:
+            self.accepts_ndarray = accepts_ndarray
+
+    def predict(self, data: Any, params: dict[str, Any] | None) -> Any:
+        self.calls.append((data, params))
+        if self.error is not None:
+            raise self.error
+        return self.answer(data)
+
+
+def client_for(
+    predictor: FakePredictor, config: ModelConfig | None = None, **kw: Any
+) -> TestClient:
+    return TestClient(create_app(predictor, config or make_config(COLUMNS), **kw))
+
+
+@pytest.fixture
+def fake() -> FakePredictor:
+    return FakePredictor()
+
+
+@pytest.fixture
+def client(fake: FakePredictor) -> TestClient:
+    return client_for(fake)
+
+
+def test_health_and_version(client: TestClient) -> None:
+    for path in ("/ping", "/health"):
+        r = client.get(path)
+        assert (r.status_code, r.text, r.headers["content-type"]) == (200, "\n", "application/json")
+    r = client.get("/version")
+    assert (r.status_code, r.text) == (200, handler.__version__)
+
+
+def test_unknown_path_and_wrong_method_answer_like_fastapi(client: TestClient) -> None:
+    r = client.get("/nope")
+    assert (r.status_code, r.json()) == (404, {"detail": "Not Found"})
+    r = client.get("/invocations")
+    assert (r.status_code, r.json()) == (405, {"detail": "Method Not Allowed"})
+    r = client.post("/ping")
+    assert (r.status_code, r.json()) == (405, {"detail": "Method Not Allowed"})
+
+
+def test_invocations_passes_a_frame_by_default(client: TestClient, fake: FakePredictor) -> None:
+    r = client.post("/invocations", json=ROW)
+    assert (r.status_code, r.json()) == (200, {"predictions": [3.0, 7.0]})
+    assert r.headers["content-type"] == "application/json"
+    data, params = fake.calls[0]
+    assert isinstance(data, pd.DataFrame) and data.to_dict(orient="list") == {
+        "a": [1.0, 3.0],
+        "b": [2.0, 4.0],
+    }
+    assert params is None
+
+
+def test_predictor_that_accepts_arrays_gets_one() -> None:
+    fake = FakePredictor(accepts_ndarray=True)
+    r = client_for(fake).post("/invocations", json=ROW)
+    assert r.json() == {"predictions": [3.0, 7.0]}
+    data, _ = fake.calls[0]
+    assert isinstance(data, np.ndarray) and data.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({}, json.dumps(ROW)),  # FIX: no Content-Type means JSON (MLflow: 500)
+        ({"Content-Type": "application/json; charset=utf-8"}, json.dumps(ROW)),
+        ({"Content-Type": "text/csv"}, "a,b\n1,2\n3,4\n"),
+        ({"Content-Type": "application/csv"}, "b,a\n2,1\n4,3\n"),  # FIX: MLflow 415
+    ],
+)
+def test_content_types(client: TestClient, headers: dict[str, str], body: str) -> None:
+    r = client.post("/invocations", content=body.encode(), headers=headers)
+    assert (r.status_code, r.json()) == (200, {"predictions": [3.0, 7.0]})
+
+
+def test_unsupported_media_type_is_a_json_415(client: TestClient) -> None:
+    r = client.post("/invocations", content=b"x", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+    assert r.headers["content-type"] == "application/json"  # FIX: MLflow sends text/plain
+    assert r.json() == {
+        "error_code": "BAD_REQUEST",
+        "message": "This predictor only supports the following content types: "
+        "['application/csv', 'application/json', 'text/csv']. Got 'text/plain'.",
+    }
+
+
+def test_body_over_the_limit_is_a_json_413(fake: FakePredictor) -> None:
+    client = client_for(fake, max_request_bytes=64)
+    body = json.dumps(ROW).encode()
+    assert len(body) > 64
+    expected = {
+        "error_code": "REQUEST_LIMIT_EXCEEDED",
+        "message": "Request body exceeds the 64 byte limit (Lambda's 6 MB synchronous payload "
+        "limit); send fewer rows per request.",
+    }
+    r = client.post("/invocations", content=body)
+    assert (r.status_code, r.json()) == (413, expected)
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the streamed size is counted
+        yield body[:40]
+        yield body[40:]
+
+    r = client.post("/invocations", content=chunks())
+    assert (r.status_code, r.json()) == (413, expected)
+    assert fake.calls == []
+    ok = client_for(fake, max_request_bytes=len(body)).post("/invocations", content=body)
+    assert ok.status_code == 200
+
+
+def test_non_finite_predictions_become_null() -> None:
+    fake = FakePredictor(answer=lambda data: np.array([np.nan, np.inf, -np.inf, 1.5]))
+    r = client_for(fake).post("/invocations", json=ROW)
+    assert r.text == '{"predictions": [null, null, null, 1.5]}'
+
+
+def test_model_error_is_a_400_without_stack_trace(caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakePredictor(error=ValueError("Input X contains NaN"))
+    with caplog.at_level(logging.INFO, logger="mlflow_lambda"):
+        r = client_for(fake).post("/invocations", json=ROW)
+    assert (r.status_code, r.json()) == (
+        400,
+        {"error_code": "BAD_REQUEST", "message": MODEL_ERROR_MESSAGE},
+    )
+    [record] = [rec for rec in caplog.records if rec.name == "mlflow_lambda.model"]
+    assert record.exc_info is not None and "Input X contains NaN" in str(record.exc_info[1])
+
+
+def test_unencodable_prediction_is_a_json_500() -> None:
+    fake = FakePredictor(answer=lambda data: {"x": object()})
+    r = client_for(fake).post("/invocations", json=ROW)
+    assert (r.status_code, r.json()) == (
+        500,
+        {"error_code": "INTERNAL_ERROR", "message": "Internal error while scoring; see logs."},
+    )
+
+
+def test_signature_errors_reach_the_client(client: TestClient) -> None:
+    r = client.post("/invocations", json={"dataframe_split": {"columns": ["a"], "data": [[1]]}})
+    assert (r.status_code, r.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    r = client.post("/invocations", json={"dataframe_records": [{"a": "x", "b": 1}]})
+    assert (r.status_code, r.json()["error_code"]) == (400, "BAD_REQUEST")
+    assert "column 'a'" in r.json()["message"]
+
+
+def test_params_with_and_without_schema() -> None:
+    params = [{"name": "k", "type": "long", "default": 3, "shape": None}]
+    fake = FakePredictor()
+    client = client_for(fake, make_config(COLUMNS, params))
+    assert client.post("/invocations", json={**ROW, "params": {"k": 5, "x": 1}}).status_code == 200
+    assert client.post("/invocations", json=ROW).status_code == 200
+    assert [p for _, p in fake.calls] == [{"k": 5}, {"k": 3}]
+    r = client.post("/invocations", json={**ROW, "params": {"k": "five"}})
+    assert (r.status_code, r.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+
+    fake = FakePredictor()
+    r = client_for(fake).post("/invocations", json={**ROW, "params": {"k": 5}})
+    assert r.status_code == 200 and fake.calls[0][1] is None  # ignored without a schema
+
+
+def test_one_json_access_log_line_per_request(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="mlflow_lambda.access"):
+        client.post("/invocations", json=ROW)
+        client.post("/invocations", json={"nope": 1})
+        client.get("/ping")
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name.endswith("access")]
+    for line in lines:
+        assert line.pop("duration_ms") >= 0
+    assert lines == [
+        {"method": "POST", "path": "/invocations", "status": 200, "rows": 2, "error_code": None},
+        {
+            "method": "POST",
+            "path": "/invocations",
+            "status": 400,
+            "rows": None,
+            "error_code": "BAD_REQUEST",
+        },
+        {"method": "GET", "path": "/ping", "status": 200, "rows": None, "error_code": None},
+    ]
+
+
+def test_serialize_follows_mlflow_json_conversions() -> None:
+    frame = pd.DataFrame({"p": [0.5, np.nan], "when": pd.to_datetime(["2024-01-02", None])})
+    assert json.loads(predictions_json(frame)) == {
+        "predictions": [{"p": 0.5, "when": "2024-01-02T00:00:00"}, {"p": None, "when": None}]
+    }
+    # MLflow answers a Series as records of a one-column frame
+    assert json.loads(predictions_json(pd.Series([1, 2], name="y"))) == {
+        "predictions": [{"y": 1}, {"y": 2}]
+    }
+    assert json.loads(predictions_json([np.float32(0.5), b"\x00\x01", np.int64(3)])) == {
+        "predictions": [0.5, "AAE=\n", 3]
+    }
+    days = np.array(["2024-01-02", "NaT"], dtype="datetime64[D]")
+    assert json.loads(predictions_json(list(days))) == {"predictions": ["2024-01-02", None]}
+    assert json.loads(predictions_json(np.array([["a", "b"]], dtype=object))) == {
+        "predictions": [["a", "b"]]
+    }
+    assert predictions_json({"k": [float("nan"), np.float64("inf")]}) == (
+        b'{"predictions": {"k": [null, null]}}'
+    )
