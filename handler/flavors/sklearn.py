@@ -1,0 +1,137 @@
+"""scikit-learn models saved by ``mlflow.sklearn`` (skops, pickle or cloudpickle).
+
+Loads like ``mlflow.sklearn._load_model_from_local_file``: skops with exactly the MLmodel's
+``skops_trusted_types`` (MLflow passes that list, or None when absent, to
+``skops.io.load(path, trusted=...)``), pickle with ``pickle.load``, cloudpickle with
+``cloudpickle.load``. The pyfunc ``predict_fn`` is honoured; like MLflow's
+``_SklearnModelWrapper``, only ``predict`` and the methods below may serve, and params are
+accepted but not passed to scikit-learn.
+
+Every ``n_jobs`` in the estimator tree is forced to 1: joblib's process pool needs
+``/dev/shm``, which Lambda does not have (https://github.com/joblib/joblib/issues/391).
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+from handler.config import ModelConfig
+from handler.errors import ModelLoadError
+
+# mlflow.sklearn._SklearnModelWrapper._SUPPORTED_CUSTOM_PREDICT_FN, plus predict itself
+PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba", "score")
+# fitted sub-estimator containers scikit-learn keeps besides its constructor params
+_FITTED_ATTRS = (
+    "steps",
+    "transformers_",
+    "estimators_",
+    "estimator_",
+    "best_estimator_",
+    "final_estimator_",
+    "base_estimator_",
+    "named_estimators_",
+    "transformer_list",
+    "regressor_",
+    "calibrated_classifiers_",
+)
+
+
+class SklearnPredictor:
+    """A loaded estimator and its ``predict_fn``."""
+
+    def __init__(self, model: Any, predict_fn: str = "predict") -> None:
+        if predict_fn not in PREDICT_FNS:
+            raise ModelLoadError(
+                f"predict_fn {predict_fn!r} is not supported for scikit-learn models; "
+                f"use one of {list(PREDICT_FNS)!r}"
+            )
+        method = getattr(model, predict_fn, None)
+        if method is None:
+            raise ModelLoadError(
+                f"model of type {type(model).__name__!r} has no method {predict_fn!r}; log it "
+                "with a pyfunc_predict_fn the estimator implements"
+            )
+        self.model = model
+        self.predict_fn = predict_fn
+        self._method = method
+        # A model fitted on a DataFrame checks column names (and warns on a bare array); one
+        # fitted on an array gives the same answer for a plain 2-D array.
+        self.accepts_ndarray = not hasattr(model, "feature_names_in_")
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        """Call the model's ``predict_fn`` on ``data``; params are ignored, as in MLflow."""
+        return self._method(data)
+
+
+def force_single_job(model: Any) -> int:
+    """Set ``n_jobs = 1`` on ``model`` and every estimator nested in it; return how many."""
+    seen: set[int] = set()
+    changed = 0
+    stack = [model]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, (list, tuple)):
+            stack.extend(obj)
+            continue
+        if isinstance(obj, dict):
+            stack.extend(obj.values())
+            continue
+        if not hasattr(obj, "get_params"):
+            continue
+        attrs = vars(obj)
+        if "n_jobs" in attrs and attrs["n_jobs"] != 1:
+            obj.n_jobs = 1
+            changed += 1
+        for name, value in attrs.items():
+            if name in _FITTED_ATTRS or hasattr(value, "get_params"):
+                stack.append(value)
+            elif isinstance(value, (list, tuple)) and name in ("transformers", "estimators"):
+                stack.append(value)
+    return changed
+
+
+def _read(path: Path, fmt: str, trusted: list[str]) -> Any:
+    if fmt == "skops":
+        import skops.io
+
+        # exactly the MLmodel's list, None when it is empty, as mlflow.sklearn passes it
+        return skops.io.load(path, trusted=trusted or None)
+    with path.open("rb") as f:
+        if fmt == "pickle":
+            return pickle.load(f)
+        if fmt == "cloudpickle":
+            import cloudpickle
+
+            return cloudpickle.load(f)
+    raise ModelLoadError(
+        f"unsupported serialization format {fmt!r}; supported: skops, pickle, cloudpickle"
+    )
+
+
+def load(config: ModelConfig, model_dir: Path) -> SklearnPredictor:
+    """Load ``config["model_file"]`` from ``model_dir`` and wrap it for scoring."""
+    root = Path(model_dir).resolve()
+    path = (root / config["model_file"]).resolve()
+    if root not in path.parents:
+        raise ModelLoadError(
+            f"model_file {config['model_file']!r} points outside the model directory"
+        )
+    if not path.is_file():
+        raise ModelLoadError(f"model file {str(path)!r} does not exist")
+    fmt = config["serialization_format"]
+    trusted = list(config.get("skops_trusted_types") or [])
+    try:
+        model = _read(path, fmt, trusted)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # the library's own error, e.g. skops UntrustedTypesFoundException
+        raise ModelLoadError(
+            f"cannot load {str(path)!r} ({fmt}): {type(exc).__name__}: {exc}"
+        ) from exc
+    force_single_job(model)
+    return SklearnPredictor(model, config.get("predict_fn") or "predict")
