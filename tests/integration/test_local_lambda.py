@@ -228,3 +228,17 @@ def test_load_event_wraps_data_files_and_reads_event_files(tmp_path: Path) -> No
     assert load_event(tmp_path) == {"version": "2.0"}
     with pytest.raises(LocalInvokeError, match=r"use a \.json or \.csv file"):
         load_event(tmp_path, data_file=tmp_path / "p.txt")
+
+
+def test_auto_falls_back_to_the_stdlib_emulator_when_the_rie_cannot_run(
+    roots: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "aws-lambda-rie"
+    broken.write_text("#!/bin/sh\nexit 3\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("MLFLOW_LAMBDA_RIE", str(broken))
+    with LocalLambda(roots["echo"], emulator="auto") as fn:
+        result = fn.invoke({"n": 1})
+    assert (fn.emulator, result.emulator, result.json()["event"]) == ("", "python", {"n": 1})
+    with pytest.raises(LocalInvokeError, match="the RIE exited with code 3"):
+        LocalLambda(roots["echo"], emulator="rie").start()
