@@ -16,6 +16,57 @@ FAKE_CREDENTIALS = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 
+# A template moto can create: no transform, no API Gateway v2; same code path as SAM's.
+PLAIN_TEMPLATE: dict[str, Any] = {
+    "AWSTemplateFormatVersion": "2010-09-09",
+    "Resources": {
+        "Role": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            },
+        },
+        "ModelFunction": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "Code": "bundle.zip",
+                "Handler": "handler.lambda_function.handler",
+                "Runtime": "python3.12",
+                "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+            },
+        },
+    },
+    "Outputs": {
+        "FunctionName": {"Value": {"Ref": "ModelFunction"}},
+        "InvocationsUrl": {
+            "Value": {"Fn::Sub": "https://${ModelFunction}.example.invalid/invocations"}
+        },
+    },
+}
+
+
+def moto_api(endpoint: str, path: str, body: Mapping[str, Any]) -> None:
+    """POST ``body`` to the moto server's own API (``/moto-api/...``)."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        answer.read()
+
 
 @contextmanager
 def moto_env() -> Iterator[str]:

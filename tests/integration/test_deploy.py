@@ -25,7 +25,7 @@ import pytest
 from infra.deploy import deploy, destroy
 from infra.stack import load_template, point_code_at
 from packager.errors import DeployError
-from tests.integration.deploy_helpers import moto_env, write_outdir
+from tests.integration.deploy_helpers import PLAIN_TEMPLATE, moto_env, write_outdir
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -35,43 +35,6 @@ pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"
 BUCKET = "artifacts"
-
-# A template moto can create: no transform, no API Gateway v2; same code path as SAM's.
-PLAIN_TEMPLATE: dict[str, Any] = {
-    "AWSTemplateFormatVersion": "2010-09-09",
-    "Resources": {
-        "Role": {
-            "Type": "AWS::IAM::Role",
-            "Properties": {
-                "AssumeRolePolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            },
-        },
-        "ModelFunction": {
-            "Type": "AWS::Lambda::Function",
-            "Properties": {
-                "Code": "bundle.zip",
-                "Handler": "handler.lambda_function.handler",
-                "Runtime": "python3.12",
-                "Role": {"Fn::GetAtt": ["Role", "Arn"]},
-            },
-        },
-    },
-    "Outputs": {
-        "FunctionName": {"Value": {"Ref": "ModelFunction"}},
-        "InvocationsUrl": {
-            "Value": {"Fn::Sub": "https://${ModelFunction}.example.invalid/invocations"}
-        },
-    },
-}
 
 
 @pytest.fixture(scope="module")
