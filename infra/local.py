@@ -339,7 +339,8 @@ class LocalLambda:
             stop_pids([proc.pid], grace_s=5)
             proc.wait(timeout=5)
         error = classify(502, outcome.body) if outcome.kind != "response" else (None, None)
-        lines = self._collect(0.1, lambda ls: False)
+        # The runtime wrote its log before reporting; give the reader thread a moment on errors.
+        lines = self._collect(0.1 if error[0] else 0.0, lambda ls: False)
         return self._result(outcome.body, error, init_ms, duration, peak, lines)
 
     def _python_failure(self, proc: subprocess.Popen[bytes], sampler: MemorySampler,
