@@ -56,7 +56,8 @@ def redact(uri: str) -> str:
     parts = urlsplit(uri)
     if not parts.password:
         return uri
-    return parts._replace(netloc=f"{parts.username}:***@{parts.hostname}").geturl()
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
 
 def check_store(tracking: str, artifacts_uri: str | None) -> None:
@@ -80,9 +81,11 @@ def check_store(tracking: str, artifacts_uri: str | None) -> None:
                 f"check {_TRACKING_HINT}"
             )
     elif scheme in ("http", "https"):
-        base = tracking.rstrip("/")
+        # The probe carries no credentials: any HTTP answer, even 401, proves reachability.
+        base = f"{scheme}://{parts.netloc.rpartition('@')[2]}{parts.path.rstrip('/')}"
+        shown = redact(tracking)
         if artifacts_uri is not None and urlsplit(artifacts_uri).netloc:
-            base = f"{scheme}://{urlsplit(artifacts_uri).netloc}"
+            base = shown = f"{scheme}://{urlsplit(artifacts_uri).netloc}"
         try:
             with urllib.request.urlopen(f"{base}/health", timeout=_PROBE_TIMEOUT_S):
                 pass
@@ -91,7 +94,7 @@ def check_store(tracking: str, artifacts_uri: str | None) -> None:
         except OSError as exc:
             reason = getattr(exc, "reason", exc)
             raise Unresolved(
-                f"MLflow tracking server {redact(base)!r} is unreachable ({reason}); "
+                f"MLflow tracking server {shown!r} is unreachable ({reason}); "
                 f"check {_TRACKING_HINT} and that the server is running"
             ) from None
 
@@ -155,7 +158,7 @@ def locate_run(client: Any, tracking: str, uri: str) -> Located:
     if "MLmodel" in children:
         location = _join(run.info.artifact_uri, artifact_path)
         return Located(location, run_id=run_id, source=location)
-    if children:
+    if children and artifact_path:
         raise Unresolved(
             f"run {run_id!r} artifact {artifact_path!r} has no MLmodel "
             f"(it holds: {list_names(children)})"
