@@ -35,7 +35,14 @@ from packaging.utils import canonicalize_name
 from packager.elfcheck import check_architecture
 from packager.errors import BundleCheckError, DependencyError
 from packager.plan import BundlePlan
-from packager.platforms import Target, marker_environment, platform_tags, supported_tags
+from packager.platforms import (
+    SUPPORTED_PYTHONS,
+    Target,
+    marker_environment,
+    oldest_python_with_glibc,
+    platform_tags,
+    supported_tags,
+)
 
 MARKERS_ENV = "MLFLOW_LAMBDA_TARGET_MARKERS"
 
@@ -49,6 +56,18 @@ markers.default_environment = lambda: dict(_target)
 from pip._internal.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
+
+
+class RuntimeTooOldError(DependencyError):
+    """A pin has wheels, but only for a newer glibc than the chosen Lambda runtime has.
+
+    ``suggested_python`` is the oldest runtime whose glibc fits; a caller that picked the
+    Python version itself (not the user) can plan again with it.
+    """
+
+    def __init__(self, message: str, suggested_python: str) -> None:
+        super().__init__(message)
+        self.suggested_python = suggested_python
 
 
 @dataclass(frozen=True)
@@ -138,46 +157,25 @@ def install_requirements(
     markers = marker_environment(spec)
     cache.mkdir(parents=True, exist_ok=True)
     target.mkdir(parents=True, exist_ok=True)
-    flags = pip_target_flags(spec)
-    install_args = [
-        "install",
-        "--no-index",
-        "--find-links",
-        str(cache),
-        "--target",
-        str(target),
-        "--no-compile",
-        "--progress-bar",
-        "off",
-        *flags,
-        *plan.requirements,
-    ]
+    common = ["--progress-bar", "off", *pip_target_flags(spec), *plan.requirements]
+    install_args = ["install", "--no-index", "--find-links", str(cache)]
+    install_args += ["--target", str(target), "--no-compile", *common]
     started = time.monotonic()
-
-    def quiet(line: str) -> None:
-        return None
 
     result: PipResult | None = None
     if not refresh:
         progress(f"installing {len(plan.requirements)} requirements for {spec.describe()}")
-        result = runner(install_args, markers=markers, on_line=quiet)
+        result = runner(install_args, markers=markers, on_line=_quiet)
         if result.returncode != 0 and not _is_cache_miss(result.output):
             raise _dependency_error(result, spec, "install", cache)
     if result is None or result.returncode != 0:
         progress(f"downloading wheels for {spec.describe()} into {cache}")
-        download_args = [
-            "download",
-            "--dest",
-            str(cache),
-            "--progress-bar",
-            "off",
-            *flags,
-            *plan.requirements,
-        ]
+        download_args = ["download", "--dest", str(cache), *common]
         fetched = runner(download_args, markers=markers, on_line=_download_progress(progress))
         if fetched.returncode != 0:
-            raise _dependency_error(fetched, spec, "download", cache)
-        result = runner(install_args, markers=markers, on_line=quiet)
+            newer = _newer_runtime(fetched.output, spec, runner)
+            raise _dependency_error(fetched, spec, "download", cache, newer)
+        result = runner(install_args, markers=markers, on_line=_quiet)
         if result.returncode != 0:
             raise _dependency_error(result, spec, "install", cache)
 
@@ -226,11 +224,7 @@ def _check_installed(
         wanted_by = sorted(
             name
             for name, dist in installed.items()
-            if any(
-                canonicalize_name(Requirement(r).name) == "pyarrow"
-                and "extra" not in str(Requirement(r).marker or "")
-                for r in dist.requires or []
-            )
+            if any(canonicalize_name(Requirement(r).name) == "pyarrow" for r in dist.requires or [])
         )
         raise DependencyError(
             f"pyarrow was installed for {spec.describe()} (required by "
@@ -276,7 +270,39 @@ def _is_cache_miss(output: str) -> bool:
     return "No matching distribution found" in output or bool(_NO_MATCH.search(output))
 
 
-def _dependency_error(result: PipResult, spec: Target, phase: str, cache: Path) -> DependencyError:
+def _quiet(line: str) -> None:
+    return None
+
+
+def _newer_runtime(output: str, spec: Target, runner: PipRunner) -> str | None:
+    """The Python of the oldest runtime on the newest glibc, if a missing pin has wheels there.
+
+    Only asked when a requirement has no wheel on an older-glibc runtime (python3.10/3.11 on
+    Amazon Linux 2): numpy >= 2.3, for one, publishes manylinux_2_27+ wheels only. One
+    ``pip index versions`` call, on the failure path only.
+    """
+    match = _NO_MATCH.search(output)
+    newest = max(Target(py, spec.arch).glibc for py in SUPPORTED_PYTHONS)
+    if not match or spec.glibc >= newest:
+        return None
+    python = oldest_python_with_glibc(newest)
+    probe = Target(python, spec.arch)
+    req = Requirement(match["req"])
+    result = runner(
+        ["index", "versions", req.name, *pip_target_flags(probe)],
+        markers=marker_environment(probe),
+        on_line=_quiet,
+    )
+    listed = re.search(r"Available versions: (.*)", result.output)
+    if result.returncode != 0 or not listed:
+        return None
+    versions = [v.strip() for v in listed[1].split(",")]
+    return python if any(req.specifier.contains(v, prereleases=True) for v in versions) else None
+
+
+def _dependency_error(
+    result: PipResult, spec: Target, phase: str, cache: Path, newer_python: str | None = None
+) -> DependencyError:
     """Turn pip's failure output into one actionable message."""
     output = result.output
     where = f"{platform_tags(spec)[0]} / {spec.interpreter}"
@@ -299,6 +325,14 @@ def _dependency_error(result: PipResult, spec: Target, phase: str, cache: Path) 
         other = _OTHER_PYTHON.search(output)
         if other:
             parts.append(f"ignored for needing another Python: {other['text'].strip()}")
+        if newer_python:
+            newer = Target(newer_python, spec.arch)
+            parts.append(
+                f"{spec.runtime} runs on {spec.os_name} (glibc {_dotted(spec.glibc)}) and "
+                f"{match['req']} publishes wheels only for a newer glibc: build with "
+                f"--python {newer_python} ({newer.os_name}, glibc {_dotted(newer.glibc)})"
+            )
+            return RuntimeTooOldError("; ".join(parts), newer_python)
         parts.append(
             "pin a version that publishes manylinux wheels for "
             f"{spec.runtime} {spec.machine}, or build with another --python/--arch"
@@ -315,6 +349,10 @@ def _dependency_error(result: PipResult, spec: Target, phase: str, cache: Path) 
         f"pip {phase} failed for {spec.describe()} (exit {result.returncode}); if the wheel cache "
         f"{str(cache)!r} is damaged, delete it and retry. pip said:\n{tail}"
     )
+
+
+def _dotted(version: tuple[int, int]) -> str:
+    return ".".join(map(str, version))
 
 
 def _conflict_causes(output: str) -> list[str]:

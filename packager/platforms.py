@@ -26,6 +26,9 @@ _RUNTIME_GLIBC: dict[str, tuple[int, int]] = {
     "python3.14": (2, 34),
 }
 
+# The two operating systems behind those runtimes, by glibc (same sources as above).
+_GLIBC_OS: dict[tuple[int, int], str] = {(2, 26): "Amazon Linux 2", (2, 34): "Amazon Linux 2023"}
+
 SUPPORTED_PYTHONS: tuple[str, ...] = tuple(name.removeprefix("python") for name in _RUNTIME_GLIBC)
 
 # Lambda's architecture names -> the machine name in wheel tags and `uname -m`.
@@ -61,6 +64,11 @@ class Target:
     def glibc(self) -> tuple[int, int]:
         """The runtime's glibc version."""
         return _RUNTIME_GLIBC[self.runtime]
+
+    @property
+    def os_name(self) -> str:
+        """The Amazon Linux release the runtime runs on."""
+        return _GLIBC_OS[self.glibc]
 
     @property
     def interpreter(self) -> str:
@@ -144,6 +152,14 @@ def supported_tags(target: Target) -> list[Tag]:
             python_version=(major, minor), interpreter=target.interpreter, platforms=platforms
         ),
     ]
+
+
+def oldest_python_with_glibc(glibc: tuple[int, int]) -> str:
+    """The oldest supported runtime whose glibc is at least ``glibc`` (else the newest)."""
+    for python in SUPPORTED_PYTHONS:
+        if _RUNTIME_GLIBC[f"python{python}"] >= glibc:
+            return python
+    return SUPPORTED_PYTHONS[-1]
 
 
 def runtime_glibc(python_version: str) -> tuple[int, int]:

@@ -24,8 +24,9 @@ def _real_shared_object() -> Path:
 
 
 def _with_machine(src: Path, dest: Path, machine: int) -> Path:
-    """Copy ``src`` and rewrite its little-endian ``e_machine`` (offset 18)."""
-    data = bytearray(src.read_bytes())
+    """Copy the first page of ``src`` (all the check reads) with ``e_machine`` rewritten."""
+    with src.open("rb") as f:
+        data = bytearray(f.read(4096))
     data[18:20] = machine.to_bytes(2, "little")
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_bytes(bytes(data))
