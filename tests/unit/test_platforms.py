@@ -9,9 +9,11 @@ from packager.platforms import (
     SUPPORTED_PYTHONS,
     Target,
     manylinux_platforms,
+    marker_environment,
     nearest_supported_python,
     normalize_arch,
     normalize_python,
+    oldest_python_with_glibc,
     platform_tags,
     runtime_glibc,
     supported_tags,
@@ -110,3 +112,32 @@ def test_supported_tags_best_first_and_complete() -> None:
     assert Tag("cp312", "cp312", "manylinux_2_34_x86_64") not in tags
     assert Tag("cp313", "cp313", "manylinux_2_34_aarch64") not in tags
     assert Tag("cp313", "cp313", "macosx_11_0_arm64") not in tags
+
+
+def test_os_names_and_oldest_runtime_on_a_glibc() -> None:
+    assert [Target(py, "x86_64").os_name for py in SUPPORTED_PYTHONS] == [
+        "Amazon Linux 2",
+        "Amazon Linux 2",
+        "Amazon Linux 2023",
+        "Amazon Linux 2023",
+        "Amazon Linux 2023",
+    ]
+    assert oldest_python_with_glibc((2, 34)) == "3.12"
+    assert oldest_python_with_glibc((2, 17)) == "3.10"
+    assert oldest_python_with_glibc((2, 39)) == "3.14"
+
+
+def test_marker_environment_describes_the_target_not_the_host() -> None:
+    assert marker_environment(Target("3.10", "arm64")) == {
+        "implementation_name": "cpython",
+        "implementation_version": "3.10.0",
+        "os_name": "posix",
+        "platform_machine": "aarch64",
+        "platform_python_implementation": "CPython",
+        "platform_release": "",
+        "platform_system": "Linux",
+        "platform_version": "",
+        "python_full_version": "3.10.0",
+        "python_version": "3.10",
+        "sys_platform": "linux",
+    }
