@@ -131,6 +131,7 @@ def prune_tree(
 
 
 def _prune_package(root: Path, top: Path, keep: dict[str, str], report: PruneReport) -> None:
+    touched: set[Path] = set()  # directories that lost a file: drop them if now empty
     for dirpath, dirnames, filenames in os.walk(top):
         here = Path(dirpath)
         for name in sorted(dirnames):
@@ -147,6 +148,7 @@ def _prune_package(root: Path, top: Path, keep: dict[str, str], report: PruneRep
             else:
                 report.add(rule, _rel(root, sub) + "/", _tree_size(sub))
                 shutil.rmtree(sub)
+            touched.add(here)
             dirnames.remove(name)
         for name in filenames:
             path = here / name
@@ -154,6 +156,12 @@ def _prune_package(root: Path, top: Path, keep: dict[str, str], report: PruneRep
             if rule is not None and _rel(root, path) not in keep:
                 report.add(rule, _rel(root, path), path.lstat().st_size)
                 path.unlink()
+                touched.add(here)
+    # Deepest first, so that a parent emptied by its children goes too (never `top` itself).
+    for here in sorted(touched, key=lambda p: len(p.parts), reverse=True):
+        while here != top and here.is_dir() and not any(here.iterdir()):
+            here.rmdir()
+            here = here.parent
 
 
 def _dir_rule(path: Path) -> str | None:

@@ -56,6 +56,7 @@ TREE: dict[str, bytes | str] = {
 
 def test_rules_remove_exactly_the_unused_files(tmp_path: Path) -> None:
     _write(tmp_path, TREE)
+    (tmp_path / "pkg" / "namespace").mkdir()  # empty before pruning: not ours to remove
     report = prune_tree(tmp_path, arch="x86_64")
     assert report.to_dict() == {
         "bytes_saved": {
@@ -89,6 +90,12 @@ def test_rules_remove_exactly_the_unused_files(tmp_path: Path) -> None:
         "model.json",
     }
     assert report.total_saved == 50 + 100 + 36 + 7 + 34
+    # pkg/include/ held only a header: emptied by pruning, so it goes too.
+    assert sorted(p.name for p in (tmp_path / "pkg").iterdir() if p.is_dir()) == [
+        "datasets",
+        "examples",
+        "namespace",
+    ]
 
 
 def test_test_module_imported_by_runtime_code_is_kept(tmp_path: Path) -> None:
