@@ -73,14 +73,23 @@ class SizeReport:
 
 
 def size_report(root: Path, zip_path: Path | None = None) -> SizeReport:
-    """Group the files under ``root`` by package; add compressed sizes from ``zip_path``."""
-    owners = _record_owners(root)
+    """Group the files under ``root`` by package; add compressed sizes from ``zip_path``.
+
+    ``root`` is a task root (staging tree) or an image build context (``Dockerfile``,
+    ``deps/``, ``app/``, see ``packager.assemble``), whose two halves are counted as the one
+    task root they become; the ``Dockerfile`` is not counted.
+    """
+    task_roots = _task_roots(root)
+    owners: dict[str, str] = {}
+    for task_root in task_roots:
+        owners.update(_record_owners(task_root))
     unzipped: dict[str, int] = defaultdict(int)
     counts: dict[str, int] = defaultdict(int)
-    for rel, size in _files(root):
-        group = _group(rel, owners)
-        unzipped[group] += size
-        counts[group] += 1
+    for task_root in task_roots:
+        for rel, size in _files(task_root):
+            group = _group(rel, owners)
+            unzipped[group] += size
+            counts[group] += 1
     zipped: dict[str, int] | None = None
     total_zipped: int | None = None
     if zip_path is not None:
@@ -131,6 +140,13 @@ def check_limits(report: SizeReport, *, target: str = "zip") -> list[str]:
             f"be refused."
         )
     return warnings
+
+
+def _task_roots(root: Path) -> list[Path]:
+    halves = [root / "deps", root / "app"]
+    if (root / "Dockerfile").is_file() and all(h.is_dir() for h in halves):
+        return halves
+    return [root]
 
 
 def _record_owners(root: Path) -> dict[str, str]:

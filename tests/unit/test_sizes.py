@@ -83,6 +83,18 @@ def test_zipped_sizes_add_up_to_the_zip_file(tree: Path, tmp_path: Path) -> None
     assert sum(zipped.values()) + end_of_central_directory == report.zipped  # type: ignore[arg-type]
 
 
+def test_image_context_counts_deps_and_app_as_one_task_root(tree: Path, tmp_path: Path) -> None:
+    context = tmp_path / "image"
+    (context / "app").mkdir(parents=True)
+    for name in ("handler", "model", "model.json"):
+        (tree / name).rename(context / "app" / name)
+    tree.rename(context / "deps")
+    (context / "Dockerfile").write_text("FROM scratch\n")
+    by_name = {r.name: r.unzipped for r in size_report(context).rows}
+    assert by_name == {g: _size(g) for g in TREE}
+    assert size_report(context).unzipped == sum(_size(g) for g in TREE)
+
+
 def test_format_is_a_table_with_a_total() -> None:
     report = SizeReport(
         [Row("scipy", 85 * MB, 28 * MB, 10), Row("model", MB // 10, MB // 5, 2)],
