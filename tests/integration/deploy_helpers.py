@@ -1,20 +1,17 @@
-"""Helpers for the deploy and plugin tests: a moto server with fake credentials, build dirs."""
+"""Helpers for the deploy and plugin tests: a template moto can create, build dirs, moto API."""
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+from tests.moto_server import FAKE_AWS_ENV
+
+# What a subprocess needs to reach only the moto server: fake credentials and a region.
+FAKE_CREDENTIALS = {**FAKE_AWS_ENV, "AWS_DEFAULT_REGION": "us-east-1"}
+
 
 # A template moto can create: no transform, no API Gateway v2; same code path as SAM's.
 PLAIN_TEMPLATE: dict[str, Any] = {
@@ -66,32 +63,6 @@ def moto_api(endpoint: str, path: str, body: Mapping[str, Any]) -> None:
     )
     with urllib.request.urlopen(request, timeout=10) as answer:
         answer.read()
-
-
-@contextmanager
-def moto_env() -> Iterator[str]:
-    """Run a moto server on 127.0.0.1 (a free port) with fake credentials; yield its URL.
-
-    The credentials are set in ``os.environ`` for the duration, so boto3 clients made by
-    the code under test never find real ones.
-    """
-    from moto.server import ThreadedMotoServer
-
-    saved = {k: os.environ.get(k) for k in (*FAKE_CREDENTIALS, "AWS_ENDPOINT_URL")}
-    os.environ.update(FAKE_CREDENTIALS)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def write_outdir(

@@ -25,7 +25,8 @@ import pytest
 from infra.deploy import deploy, destroy
 from infra.stack import load_template, point_code_at
 from packager.errors import DeployError
-from tests.integration.deploy_helpers import PLAIN_TEMPLATE, moto_env, write_outdir
+from tests.integration.deploy_helpers import PLAIN_TEMPLATE, write_outdir
+from tests.moto_server import moto_server
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -39,7 +40,7 @@ BUCKET = "artifacts"
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    with moto_env() as url:
+    with moto_server() as url:
         boto3.client("s3", region_name=REGION, endpoint_url=url).create_bucket(Bucket=BUCKET)
         yield url
 

@@ -22,7 +22,8 @@ from botocore.stub import Stubber
 
 from infra.deploy import deploy, destroy
 from packager.errors import DeployError
-from tests.integration.deploy_helpers import moto_env, write_outdir
+from tests.integration.deploy_helpers import write_outdir
+from tests.moto_server import moto_server
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -35,7 +36,7 @@ BUCKET = "artifacts"
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3Client]:
-    with moto_env() as url:
+    with moto_server() as url:
         client = boto3.client("s3", region_name=REGION, endpoint_url=url)
         client.create_bucket(Bucket=BUCKET)
         yield client

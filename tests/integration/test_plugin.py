@@ -32,9 +32,9 @@ from tests.integration.deploy_helpers import (
     FAKE_CREDENTIALS,
     PLAIN_TEMPLATE,
     moto_api,
-    moto_env,
     write_outdir,
 )
+from tests.moto_server import moto_server
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    with moto_env() as url:
+    with moto_server() as url:
         # moto's Lambda without Docker: invokes answer a queued result or echo the payload
         moto_api(url, "config", {"lambda": {"use_docker": False}})
         boto3.client("s3", region_name=REGION, endpoint_url=url).create_bucket(Bucket=BUCKET)
