@@ -64,8 +64,11 @@ def resolve_model(
 
     Local paths and ``file://`` URIs are used in place, not copied (``dest`` is left
     untouched): the caller copies the model into the bundle. Remote models are downloaded
-    into ``dest``, which must be empty or absent. ``s3_client`` is a boto3 S3 client for
-    ``s3://`` URIs (default: one built from the environment and ``MLFLOW_S3_ENDPOINT_URL``).
+    into ``dest``, which must be empty or absent. ``tracking_uri`` (``--tracking-uri``) is
+    the MLflow tracking store for ``runs:/``, ``models:/`` and ``mlflow-artifacts:/`` URIs;
+    without it MLflow's own default applies (``MLFLOW_TRACKING_URI``). ``s3_client`` is a
+    boto3 S3 client for ``s3://`` URIs (default: one built from the environment, with
+    ``MLFLOW_S3_ENDPOINT_URL`` as its endpoint when set).
 
     Raises:
         ModelResolutionError: one line naming ``uri``, what is missing and what exists.
@@ -101,6 +104,7 @@ def _resolve(uri: str, dest: Path, tracking_uri: str | None, s3_client: Any) -> 
 
 
 def _local(uri: str, path: Path) -> ResolvedModel:
+    path = path.absolute()  # recorded by the caller; must not depend on the working directory
     if path.name == "MLmodel" and path.is_file():
         path = path.parent
     if not path.exists():

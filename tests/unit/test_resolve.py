@@ -57,6 +57,15 @@ def test_home_relative_path(
     assert resolve_model("~/model", tmp_path / "d").local_dir == model_dir
 
 
+def test_relative_path_becomes_absolute(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model("model", tmp_path / "d") == ResolvedModel(
+        "model", model_dir, None, None, None, None
+    )
+
+
 @pytest.mark.parametrize("form", ["as_uri", "localhost"])
 def test_file_uri(model_dir: Path, tmp_path: Path, form: str) -> None:
     uri = model_dir.as_uri() if form == "as_uri" else f"file://localhost{model_dir}"
