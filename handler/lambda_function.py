@@ -1,0 +1,51 @@
+"""The Lambda entry point (``handler.lambda_function.handler``).
+
+This is the one module that does work at import, during Lambda's init phase: read
+``model.json``, fetch the model from S3 when it lives there, check every model file's
+sha256, load the model once, build the app and wrap it with Mangum. ``lifespan="off"``
+because Mangum would otherwise run ASGI startup and shutdown on every invocation.
+
+Environment:
+    MODEL_CONFIG   path of model.json (default: <bundle>/model.json)
+    MODEL_DIR      the MLflow model directory (default: <bundle>/model)
+    MODEL_S3_URI   s3://bucket/prefix holding the model; downloaded to MODEL_DIR
+                   (default then: /tmp/model)
+    LOG_LEVEL      level of the handler's request log (default: INFO)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from mangum import Mangum
+
+from handler.app import create_app
+from handler.config import load_config, verify_model_files
+from handler.events import dispatch
+from handler.flavors import load_model
+
+_BUNDLE = Path(__file__).resolve().parent.parent
+
+logging.getLogger("mlflow_lambda").setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+
+config = load_config(Path(os.environ.get("MODEL_CONFIG", _BUNDLE / "model.json")))
+_s3_uri = os.environ.get("MODEL_S3_URI")
+if _s3_uri:
+    from handler.s3model import fetch_model
+
+    model_dir = fetch_model(
+        _s3_uri, config["files"], Path(os.environ.get("MODEL_DIR", "/tmp/model"))
+    )
+else:
+    model_dir = Path(os.environ.get("MODEL_DIR", _BUNDLE / "model"))
+verify_model_files(model_dir, config["files"])
+app = create_app(load_model(config, model_dir), config)
+asgi = Mangum(app, lifespan="off")
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Answer one invocation: any HTTP-shaped event, or a direct scoring body."""
+    return dispatch(event, context, asgi)
