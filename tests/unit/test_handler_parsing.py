@@ -119,6 +119,13 @@ def test_malformed_json_is_bad_request(body: bytes, needle: str) -> None:
     assert needle in err.message
 
 
+def test_body_encodings_json_detects_are_still_read() -> None:
+    assert parse_json('{"inputs": [1]}'.encode("utf-16")).payload == Tensor([1])
+    assert parse_json(b'\xef\xbb\xbf{"inputs": [2]}').payload == Tensor([2])  # UTF-8 BOM
+    err = _error(parse_json, b'{"inputs": "\xff"}')
+    assert (err.error_code, "can't decode byte 0xff" in err.message) == (BAD_REQUEST, True)
+
+
 def test_nan_and_infinity_literals_parse_like_python_json() -> None:
     rows = parse_json(b'{"dataframe_split": {"data": [[NaN, Infinity]]}}').payload
     assert isinstance(rows, Rows)
