@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 import io
 import json
-import os
 import subprocess
 import zipfile
 from collections.abc import Iterator
@@ -53,6 +52,8 @@ def endpoint() -> Iterator[str]:
         moto_api(url, "config", {"lambda": {"use_docker": False}})
         boto3.client("s3", region_name=REGION, endpoint_url=url).create_bucket(Bucket=BUCKET)
         yield url
+        # moto's config is process-wide: give the next module the default back
+        moto_api(url, "config", {"lambda": {"use_docker": True}})
 
 
 @pytest.fixture(scope="module")
@@ -209,4 +210,3 @@ def test_client_create_update_delete_on_moto(
     assert "inproc" not in [d["name"] for d in client.list_deployments()]
     with pytest.raises(MlflowException, match="no lambda deployment named 'inproc'"):
         client.get_deployment("inproc")
-    assert os.environ["AWS_ENDPOINT_URL"] == endpoint

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent.parent
-BUCKET = "models"
+BUCKET = "s3-model-tests"  # moto keeps one state per process: a name no other module uses
 BODY = {
     "dataframe_split": {
         "columns": [
@@ -102,7 +102,8 @@ def test_upload_download_verify_predict(
     endpoint, client = s3
     files = _files(model_json)
     upload_model(forest.local_dir, f"s3://{BUCKET}/forest/1", files, client)
-    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=BUCKET)["Contents"])
+    listing = client.list_objects_v2(Bucket=BUCKET, Prefix="forest/1/")["Contents"]
+    keys = sorted(o["Key"] for o in listing)
     assert keys == sorted(f"forest/1/{rel}" for rel in files)
 
     model_dir = tmp_path / "model"
