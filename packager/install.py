@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -161,6 +162,8 @@ def install_requirements(
     install_args = ["install", "--no-index", "--find-links", str(cache)]
     install_args += ["--target", str(target), "--no-compile", *common]
     started = time.monotonic()
+    scripts_dir = target / "bin"
+    had_scripts_dir = scripts_dir.exists()
 
     result: PipResult | None = None
     if not refresh:
@@ -179,6 +182,11 @@ def install_requirements(
         if result.returncode != 0:
             raise _dependency_error(result, spec, "install", cache)
 
+    if not had_scripts_dir:
+        # `--target` writes console scripts (f2py, fastapi, ...) to <target>/bin with the
+        # build host's interpreter in the shebang: never runnable on Lambda, and they would
+        # make the bundle's bytes depend on where it was built.
+        shutil.rmtree(scripts_dir, ignore_errors=True)
     installed = installed_distributions(target)
     _check_installed(plan, target, installed)
     checked = check_architecture(target, plan.arch)

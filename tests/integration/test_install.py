@@ -142,6 +142,7 @@ def test_cross_python_target_gets_no_host_bytecode_and_target_extensions(
     root = forest_312_x86.target
     assert _files(root, "*.pyc") == []
     assert _files(root, "__pycache__") == []
+    assert not (root / "bin").exists()  # console scripts with the host's shebang
     assert [f for f in _files(root, "*.so") if "cpython-311" in f] == []
     extensions = _files(root, "*.cpython-312-x86_64-linux-gnu.so")
     assert "numpy/_core/_multiarray_umath.cpython-312-x86_64-linux-gnu.so" in extensions
