@@ -352,6 +352,11 @@ def _dependency_error(
             f"conflicting requirements for {spec.describe()} ({where}): "
             f"{'; '.join(causes) or 'see pip output'}. Relax or align these pins"
         )
+    if "No module named 'pip'" in output or "No module named pip" in output:
+        return DependencyError(
+            f"pip is not installed in the Python running mlflow-lambda ({sys.executable!r}); "
+            f"install it with '{sys.executable} -m ensurepip' and retry"
+        )
     tail = "\n".join(output.strip().splitlines()[-20:])
     return DependencyError(
         f"pip {phase} failed for {spec.describe()} (exit {result.returncode}); if the wheel cache "
