@@ -30,7 +30,6 @@ from infra.deploy import MODEL_URI_TAG, DeployResult
 from infra.plugin_aws import AwsDeployer, scoring_body, stderr_progress
 from packager.errors import PackagingError
 
-DEPLOYMENT_TAG = "mlflow-lambda:deployment"
 # Statuses of a stack that holds nothing: deleted, or created by a change set never executed.
 _GONE = ("DELETE_COMPLETE", "REVIEW_IN_PROGRESS")
 FLAVORS = (None, "python_function", "sklearn")
@@ -215,9 +214,9 @@ class LambdaDeploymentClient(BaseDeploymentClient):
             outdir = Path(config.get("outdir") or Path(tmp) / "build")
             try:
                 build(_build_options(model_uri, outdir, config))
-                result = self.deployer.deploy(
-                    outdir, name, config.get("s3_bucket"), {DEPLOYMENT_TAG: name}
-                )
+                # No tags of our own beyond deploy's model URI tag: a later
+                # `mlflow-lambda deploy` of the same build then reports no change.
+                result = self.deployer.deploy(outdir, name, config.get("s3_bucket"), {})
             except PackagingError as exc:
                 raise MlflowException(f"deployment {name!r} failed: {exc}") from exc
         return {

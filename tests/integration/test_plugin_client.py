@@ -141,7 +141,7 @@ def test_create_builds_then_deploys_with_the_config() -> None:
             "deploy",
             "churn",
             "bkt",
-            {"mlflow-lambda:deployment": "churn"},
+            {},
             {"uri": "models:/churn/3"},
         ),
     ]
