@@ -276,9 +276,18 @@ def _no_schema(payload: Payload) -> tuple[Any, int]:
     except (ValueError, TypeError) as exc:
         raise ScoringError.bad_request(f"Invalid input. {exc}") from None
     table = table_of(payload)
-    return _tabular(table.labels, [table.column(label) for label in table.labels], None, True), (
-        table.n_rows
-    )
+    columns = [table.column(label) for label in table.labels]
+    try:
+        importlib.import_module("pandas")
+    except ImportError:  # a bundle without pandas (plain-array model): a 2-D array instead
+        matrix = np.column_stack(columns) if columns else np.empty((table.n_rows, 0))
+        if matrix.dtype.kind == "U":  # CSV text read without pandas: numbers if they all are
+            try:
+                matrix = matrix.astype(np.float64)
+            except ValueError:
+                pass
+        return matrix, table.n_rows
+    return _tabular(table.labels, columns, None, True), table.n_rows
 
 
 # --- values --------------------------------------------------------------------------------

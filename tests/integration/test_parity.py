@@ -241,11 +241,25 @@ print(json.dumps(out))
 """
 
 
+def _score_without_pandas(
+    config: dict[str, Any], model_dir: Path, requests: list[tuple[str, str, str | None]],
+    tmp_path: Path,
+) -> dict[str, Any]:  # fmt: skip
+    config_path = tmp_path / "model.json"
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_PANDAS, str(config_path), str(model_dir), json.dumps(requests)],
+        capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    out: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    assert out.pop("pandas modules") == []
+    return out
+
+
 def test_tensor_model_scores_without_pandas(
     servers: dict[str, Pair], array_model: mm.LoggedModel, tmp_path: Path
 ) -> None:
-    config_path = tmp_path / "model.json"
-    config_path.write_text(json.dumps(servers["array_model"].config), encoding="utf-8")
     requests = [
         ("inputs", json.dumps({"inputs": [[0.3, 0.8, 0.3], [1, 2, 3]]}), "application/json"),
         ("instances", json.dumps({"instances": [[0.3, 0.8, 0.3]]}), None),
@@ -254,14 +268,8 @@ def test_tensor_model_scores_without_pandas(
         ("csv", "a,b,c\n1,2,3\n", "text/csv"),
         ("bad shape", json.dumps({"inputs": [[1, 2]]}), None),
     ]
-    done = subprocess.run(
-        [sys.executable, "-c", _NO_PANDAS, str(config_path), str(array_model.local_dir),
-         json.dumps(requests)],
-        capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = json.loads(done.stdout.splitlines()[-1])
-    assert out.pop("pandas modules") == []
+    out = _score_without_pandas(servers["array_model"].config, array_model.local_dir,
+                                requests, tmp_path)  # fmt: skip
     mlflow_client = servers["array_model"].mlflow
     for name, body, _ in requests:
         status, answer = out[name]
@@ -276,6 +284,25 @@ def test_tensor_model_scores_without_pandas(
             assert (
                 answer["error_code"] == reference.json()["error_code"] == "INVALID_PARAMETER_VALUE"
             )
+
+
+def test_unsigned_array_model_scores_tables_without_pandas(
+    servers: dict[str, Pair], array_model: mm.LoggedModel, tmp_path: Path
+) -> None:
+    # the packager leaves pandas out for a model with no signature and an array input example
+    config = {**servers["array_model"].config}
+    config["signature"] = {"inputs": None, "outputs": None, "params": None}
+    requests = [
+        ("split", json.dumps({"dataframe_split": {"data": [[1, 2, 3]]}}), None),
+        ("records", json.dumps({"dataframe_records": [{"a": 1, "b": 2, "c": 3}]}), None),
+        ("csv", "a,b,c\n1,2,3\n", "text/csv"),
+        ("inputs", json.dumps({"inputs": [[1, 2, 3]]}), None),
+    ]
+    out = _score_without_pandas(config, array_model.local_dir, requests, tmp_path)
+    reference = servers["array_model"].mlflow.post("/invocations", json={"inputs": [[1, 2, 3]]})
+    for name, _, _ in requests:
+        assert out[name][0] == 200, (name, out[name])
+        assert same_predictions(out[name][1]["predictions"], reference.json()["predictions"])
 
 
 # --- speed (numbers for the report, no timing asserts) ------------------------------------
