@@ -1,0 +1,270 @@
+"""The package pipeline: model URI -> bundle.zip or image context, manifest, template, events.
+
+    resolve -> inspect -> plan -> install -> prune -> stage app -> bytecode
+        -> import check -> assemble -> size check -> manifest, template.yaml, events/
+
+Everything is built in a staging directory next to ``outdir`` and moved into place
+only when every step passed, so a failed build never leaves a bundle that looks good.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import handler
+from infra.events import write_events
+from infra.template import TemplateOptions, suggest_memory_mb, write_template
+from packager import assemble, bytecode, sizes
+from packager.deps import DepsOptions, prepare_dependencies
+from packager.errors import PackagingError
+from packager.importcheck import import_check
+from packager.inspection import write_model_config
+from packager.install import RuntimeTooOldError
+from packager.manifest import Manifest
+from packager.plan import plan_bundle
+from packager.resolve import resolve_model
+
+Progress = Callable[[str], None]
+PROTECTED_NAMES = ("handler", "model", "model.json")
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What ``mlflow-lambda package`` was asked to build."""
+
+    model_uri: str
+    outdir: Path
+    target: Literal["zip", "image"] = "zip"
+    arch: str = "x86_64"
+    python: str | None = None
+    tracking_uri: str | None = None
+    name: str | None = None
+    model_location: str | None = None  # s3://bucket/prefix: the model stays out of the bundle
+    strip: bool = False
+    bytecode_mode: str = bytecode.DEFAULT_MODE
+    cache_dir: Path | None = None
+    check_import: bool = True
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    outdir: Path
+    manifest: dict[str, Any]
+    template_path: Path
+    artifact_path: Path  # bundle.zip, or the image context directory
+    warnings: list[str] = field(default_factory=list)
+
+
+def serve_cache_dir(model_uri: str, arch: str) -> Path:
+    """Where ``serve -m URI`` builds: one directory per URI and architecture, rebuilt each time."""
+    import hashlib
+
+    key = hashlib.sha256(f"{model_uri}\0{arch}".encode()).hexdigest()[:16]
+    return Path.home() / ".cache" / "mlflow-lambda" / "serve" / key
+
+
+def _copy_handler(dest: Path) -> None:
+    """Copy the runtime package's sources (not its tests, caches or typing marker)."""
+    source = Path(handler.__file__).resolve().parent
+    for path in sorted(source.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        target = dest / "handler" / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+
+
+def _prepare_outdir(outdir: Path) -> None:
+    """Refuse to replace a directory that is not a previous build's output."""
+    if not outdir.exists():
+        return
+    if not outdir.is_dir():
+        raise PackagingError(f"output {str(outdir)!r} exists and is not a directory")
+    if any(outdir.iterdir()) and not (outdir / "manifest.json").is_file():
+        raise PackagingError(
+            f"output directory {str(outdir)!r} is not empty and holds no previous build "
+            f"(no manifest.json); choose another -o or empty it"
+        )
+
+
+def _publish(staged: Path, outdir: Path) -> None:
+    """Swap the finished build into ``outdir`` (a rename on the same file system)."""
+    old = None
+    if outdir.exists():
+        old = outdir.with_name(f".{outdir.name}.old-{staged.name}")
+        outdir.rename(old)
+    staged.rename(outdir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _upload_model(model_dir: Path, uri: str, files: dict[str, str], progress: Progress) -> None:
+    import boto3
+
+    from packager.modelstore import upload_model
+
+    progress(f"uploading the model to {uri}")
+    upload_model(model_dir, uri, files, boto3.client("s3"))
+
+
+def build(opts: BuildOptions, *, progress: Progress = print, warn: Progress = print) -> BuildResult:
+    """Build the bundle described by ``opts`` into ``opts.outdir``; see the module docstring.
+
+    ``progress`` gets one line per step, prefixed with the seconds since the start.
+    """
+    started = time.monotonic()
+
+    def timed(message: str) -> None:
+        progress(f"[{time.monotonic() - started:5.1f}s] {message}")
+
+    return _build(opts, timed, warn)
+
+
+def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResult:
+    outdir = Path(opts.outdir).resolve()
+    _prepare_outdir(outdir)
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    warnings: list[str] = []
+    deps_opts = DepsOptions(
+        strip=opts.strip, bytecode_mode=opts.bytecode_mode, wheel_cache=opts.cache_dir
+    )
+
+    def warn_(message: str) -> None:
+        warnings.append(message)
+        warn(message)
+
+    work = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.build-", dir=outdir.parent))
+    try:
+        staged = work / "out"
+        deps, app = work / "deps", work / "app"
+        for d in (staged, deps, app):
+            d.mkdir()
+
+        progress(f"resolving {opts.model_uri}")
+        resolved = resolve_model(opts.model_uri, work / "download", tracking_uri=opts.tracking_uri)
+        config = write_model_config(resolved.local_dir, app / "model.json")
+        plan = plan_bundle(config, python=opts.python, arch=opts.arch, warn=warn_)
+        progress(
+            f"{config['flavor']} model ({config['serialization_format']}) -> "
+            f"{plan.runtime} {plan.arch}, {len(plan.requirements)} requirements"
+        )
+        for dropped in plan.dropped:
+            progress(f"  left out {dropped.requirement}: {dropped.reason}")
+
+        interpreter = bytecode.find_interpreter(plan.python_version)
+        try:
+            installed = prepare_dependencies(
+                plan, deps, deps_opts, interpreter=interpreter, progress=progress
+            )
+        except RuntimeTooOldError as exc:
+            if opts.python is not None:
+                raise
+            # The training Python's Lambda runtime has too old a glibc for the model's pins
+            # (python3.10/3.11 run on Amazon Linux 2, glibc 2.26; numpy >= 2.3 needs 2.28).
+            # Keep the pins, which the model must load with, and move to a newer runtime.
+            warn_(f"{exc}; using python{exc.suggested_python} instead (--python to choose)")
+            plan = plan_bundle(config, python=exc.suggested_python, arch=opts.arch, warn=warn_)
+            interpreter = bytecode.find_interpreter(plan.python_version)
+            shutil.rmtree(deps)
+            deps.mkdir()
+            installed = prepare_dependencies(
+                plan, deps, deps_opts, interpreter=interpreter, progress=progress
+            )
+        if interpreter is None:
+            warn_(bytecode.missing_interpreter_message(plan.python_version))
+
+        _copy_handler(app)
+        if opts.model_location:
+            _upload_model(resolved.local_dir, opts.model_location, config["files"], progress)
+        else:
+            shutil.copytree(resolved.local_dir, app / "model")
+        if interpreter is not None:
+            bytecode.compile_tree(app, interpreter, mode=opts.bytecode_mode)
+
+        peak_mb = None
+        if opts.check_import and not opts.model_location:
+            progress("checking that the bundle imports and predicts on its own")
+            check = import_check(
+                [app, deps], plan.python_version, plan.arch, config.get("input_example")
+            )
+            if check.skipped:
+                warn_(check.skipped)
+            peak_mb = check.peak_rss_mb
+
+        if opts.target == "zip":
+            for entry in sorted(app.iterdir()):
+                entry.rename(deps / entry.name)
+            artifact = staged / "bundle.zip"
+            progress("writing bundle.zip")
+            artifact_sha = assemble.build_zip(deps, artifact)
+            size = sizes.size_report(deps, artifact)
+        else:
+            artifact = staged / "image"
+            progress("writing the image build context")
+            assemble.build_image_context(
+                deps, app, artifact, python=plan.python_version, arch=plan.arch
+            )
+            artifact_sha = None
+            size = sizes.size_report(artifact)
+        progress(size.format())
+        for message in sizes.check_limits(size, target=opts.target):
+            warn_(message)
+
+        manifest = Manifest(
+            model_uri=opts.model_uri,
+            run_id=resolved.run_id or config.get("run_id"),
+            registered_model=resolved.model_name,
+            model_version=resolved.version,
+            model_source=resolved.source,
+            flavor=config["flavor"],
+            serialization_format=config["serialization_format"],
+            target=opts.target,
+            python_version=plan.python_version,
+            arch=plan.arch,
+            distributions=installed,
+            model_files=config["files"],
+            artifact_sha256=artifact_sha,
+            sizes={
+                "unzipped_bytes": size.unzipped,
+                "zipped_bytes": size.zipped,
+                "peak_rss_mb": peak_mb,
+            },
+            model_location=opts.model_location,
+        )
+        manifest.write(staged / "manifest.json")
+        if opts.target == "image":
+            shutil.copyfile(app / "model.json", staged / "model.json")
+        else:
+            shutil.copyfile(deps / "model.json", staged / "model.json")
+        memory = suggest_memory_mb(peak_mb, size.unzipped / MB)
+        template = write_template(
+            staged,
+            TemplateOptions(
+                function_name=opts.name,
+                runtime=plan.runtime,
+                arch="arm64" if plan.arch == "arm64" else "x86_64",
+                package_type=opts.target,
+                docker_context="image",
+                memory_mb=memory,
+                model_s3_uri=opts.model_location,
+            ),
+        )
+        write_events(staged, config)
+        _publish(staged, outdir)
+        progress(f"built {outdir}")
+        return BuildResult(
+            outdir=outdir,
+            manifest=manifest.to_dict(),
+            template_path=outdir / template.name,
+            artifact_path=outdir / artifact.name,
+            warnings=warnings,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,270 @@
+"""The ``mlflow-lambda`` command line. It parses options and calls the library; nothing else.
+
+Every error the tool raises on purpose (:class:`~packager.errors.PackagingError`) becomes
+one line on stderr and exit code 1 here, once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+import handler
+from packager.errors import PackagingError
+
+ARCHES = click.Choice(["x86_64", "arm64"])
+EVENT_TYPES = click.Choice(["v1", "v2", "url", "alb", "direct"])
+
+
+def _info(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _warn(message: str) -> None:
+    click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
+def _fail(message: str) -> NoReturn:
+    raise click.ClickException(message)
+
+
+@click.group(context_settings={"help_option_names": ["--help"], "max_content_width": 100})
+@click.version_option(handler.__version__, prog_name="mlflow-lambda")
+def cli() -> None:
+    """Serve an MLflow model from AWS Lambda, speaking MLflow's scoring protocol.
+
+    \b
+      mlflow-lambda package -m models:/MyRandomForest/latest -o build/
+      mlflow-lambda invoke build/ --data payload.json
+      mlflow-lambda serve build/ -p 5000
+      cd build && sam deploy --guided      # or: mlflow-lambda deploy build/ --stack-name NAME
+    """
+
+
+@cli.command()
+@click.option(
+    "-m",
+    "--model-uri",
+    required=True,
+    help="runs:/<run_id>/<path>, "
+    "models:/<name>/<version|latest|stage>, models:/<name>@<alias>, s3://..., "
+    "mlflow-artifacts:/..., file://... or a local path.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "outdir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory to write bundle.zip (or image/), manifest.json, template.yaml "
+    "and events/ into. Replaced only if it holds a previous build.",
+)
+@click.option(
+    "--target",
+    type=click.Choice(["zip", "image"]),
+    default="zip",
+    show_default=True,
+    help="A zip for Lambda (250 MB unzipped limit) or a container build context.",
+)
+@click.option(
+    "--arch",
+    type=ARCHES,
+    default="x86_64",
+    show_default=True,
+    help="Lambda architecture; wheels are installed for it whatever this host is.",
+)
+@click.option(
+    "--python",
+    "python",
+    metavar="X.Y",
+    help="Lambda Python version [default: the model's training Python, "
+    "or the nearest one Lambda supports].",
+)
+@click.option(
+    "--tracking-uri",
+    metavar="URI",
+    help="MLflow tracking server or store [default: $MLFLOW_TRACKING_URI].",
+)
+@click.option("--name", help="Lambda function name (FunctionName in template.yaml).")
+@click.option(
+    "--model-location",
+    metavar="s3://BUCKET/PREFIX",
+    help="Upload the model there and fetch it to /tmp at cold start, instead of "
+    "bundling it (for models too large for a zip).",
+)
+@click.option(
+    "--strip",
+    is_flag=True,
+    help="Strip symbols from shared objects (never in *.libs/). Off by default.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    help="Wheel cache [default: ~/.cache/mlflow-lambda/wheels/<python>-<arch>].",
+)
+def package(
+    model_uri: str,
+    outdir: Path,
+    target: str,
+    arch: str,
+    python: str | None,
+    tracking_uri: str | None,
+    name: str | None,
+    model_location: str | None,
+    strip: bool,
+    cache_dir: Path | None,
+) -> None:
+    """Package an MLflow model into a Lambda bundle, a SAM template and sample events."""
+    from packager.build import BuildOptions, build
+
+    result = build(
+        BuildOptions(
+            model_uri=model_uri,
+            outdir=outdir,
+            target="image" if target == "image" else "zip",
+            arch=arch,
+            python=python,
+            tracking_uri=tracking_uri,
+            name=name,
+            model_location=model_location,
+            strip=strip,
+            cache_dir=cache_dir,
+        ),
+        progress=_info,
+        warn=_warn,
+    )
+    click.echo(f"{result.artifact_path}")
+
+
+@cli.command()
+@click.argument("outdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--event",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A Lambda event JSON file, e.g. OUTDIR/events/invocations-v2.json.",
+)
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A scoring payload (.json or .csv), wrapped into an event of --event-type.",
+)
+@click.option(
+    "--event-type",
+    type=EVENT_TYPES,
+    default="v2",
+    show_default=True,
+    help="Event shape for --data: API Gateway REST (v1), HTTP API (v2), Function "
+    "URL, ALB, or a direct invoke.",
+)
+@click.option("--timeout", type=int, default=None, help="Seconds [default: from template.yaml].")
+@click.option("--memory", type=int, default=None, help="MB [default: from template.yaml].")
+def invoke(
+    outdir: Path,
+    event: Path | None,
+    data: Path | None,
+    event_type: str,
+    timeout: int | None,
+    memory: int | None,
+) -> None:
+    """Run a built bundle once through the real Lambda runtime, without Docker.
+
+    The bundle runs under the AWS Lambda Runtime Interface Emulator and awslambdaric in a
+    fresh Python that sees only the bundle and the standard library. Prints the response
+    on stdout and a REPORT line (init, duration, max memory) on stderr.
+    """
+    from infra.invoke import format_report, format_response, invoke_bundle, load_event
+
+    payload = load_event(outdir, event_file=event, data_file=data, event_type=event_type)
+    result = invoke_bundle(outdir, event=payload, timeout_s=timeout, memory_mb=memory)
+    click.echo(format_response(result))
+    _info(format_report(result))
+
+
+@cli.command()
+@click.argument("outdir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("-m", "--model-uri", help="Package this model first (into a cache directory).")
+@click.option("-p", "--port", type=int, default=5000, show_default=True)
+@click.option("-h", "--host", default="127.0.0.1", show_default=True)
+@click.option("--arch", type=ARCHES, default=None, help="With -m: see `package --arch`.")
+def serve(
+    outdir: Path | None, model_uri: str | None, port: int, host: str, arch: str | None
+) -> None:
+    """Serve a bundle over HTTP like `mlflow models serve`, through the Lambda runtime.
+
+    Each request becomes an API Gateway HTTP API event run by the same emulator as
+    `invoke`, so what answers here is what answers on Lambda (6 MB payload limit included).
+    """
+    from infra.serve import serve_bundle
+
+    if (outdir is None) == (model_uri is None):
+        _fail("give either OUTDIR (a built bundle) or -m MODEL_URI")
+    if model_uri:
+        from packager.build import BuildOptions, build, serve_cache_dir
+
+        outdir = serve_cache_dir(model_uri, arch or "x86_64")
+        build(
+            BuildOptions(model_uri=model_uri, outdir=outdir, arch=arch or "x86_64"),
+            progress=_info,
+            warn=_warn,
+        )
+    assert outdir is not None
+    serve_bundle(outdir, host=host, port=port)
+
+
+@cli.command()
+@click.argument("outdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--stack-name", required=True)
+@click.option(
+    "--s3-bucket",
+    help="Bucket for the artifact [default: one named after the "
+    "account and region, created if missing].",
+)
+@click.option("--region", help="AWS region [default: from the AWS configuration].")
+@click.option("--endpoint-url", help="AWS endpoint (e.g. a local emulator).")
+@click.option("--delete", is_flag=True, help="Delete the stack instead.")
+def deploy(
+    outdir: Path,
+    stack_name: str,
+    s3_bucket: str | None,
+    region: str | None,
+    endpoint_url: str | None,
+    delete: bool,
+) -> None:
+    """Deploy a built bundle with CloudFormation (SAM transform), without the SAM CLI."""
+    from infra.deploy import deploy as run_deploy
+    from infra.deploy import destroy
+
+    if delete:
+        destroy(stack_name, region=region, endpoint_url=endpoint_url, progress=_info)
+        return
+    result = run_deploy(
+        outdir,
+        stack_name=stack_name,
+        s3_bucket=s3_bucket,
+        region=region,
+        endpoint_url=endpoint_url,
+        progress=_info,
+    )
+    click.echo(result.endpoint_url or json.dumps(result.outputs))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: one-line errors and exit status 1 for the tool's own errors."""
+    try:
+        cli.main(args=argv, prog_name="mlflow-lambda", standalone_mode=False)
+    except click.exceptions.Abort:
+        _info("Aborted.")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except PackagingError as exc:
+        click.secho(f"Error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        _info("Interrupted.")
+        sys.exit(130)

@@ -1,0 +1,105 @@
+"""Dependencies for a bundle: installed, pruned and compiled once, then reused.
+
+Installing wheels, pruning them and compiling their bytecode is most of a build's time
+and depends only on the plan (requirements, Python, architecture) and a few options, not
+on the model. The finished tree is kept under ``~/.cache/mlflow-lambda/deps/<key>/`` and
+hard-linked into the next build that has the same key, so a rebuild of the same model (or
+another model with the same pins) skips straight to assembling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import handler
+from packager import bytecode
+from packager.install import default_cache_dir, install_requirements
+from packager.plan import BundlePlan
+from packager.prune import prune_tree
+
+Progress = Callable[[str], None]
+MB = 1024 * 1024
+_DONE = ".mlflow-lambda-deps.json"
+
+
+@dataclass(frozen=True)
+class DepsOptions:
+    strip: bool = False
+    bytecode_mode: str = bytecode.DEFAULT_MODE
+    wheel_cache: Path | None = None
+    cache_root: Path | None = None  # default: ~/.cache/mlflow-lambda/deps
+
+
+def default_cache_root() -> Path:
+    return Path.home() / ".cache" / "mlflow-lambda" / "deps"
+
+
+def cache_key(plan: BundlePlan, opts: DepsOptions, interpreter: Path | None) -> str:
+    """What the finished tree depends on; any change gives another cache entry."""
+    facts = [
+        handler.__version__,
+        plan.python_version,
+        plan.arch,
+        sorted(plan.requirements),
+        opts.strip,
+        opts.bytecode_mode if interpreter else "no-bytecode",
+    ]
+    return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:24]
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` with hard links where the file system allows, else copies."""
+
+    def link(s: str, d: str) -> None:
+        try:
+            os.link(s, d)
+        except OSError:
+            shutil.copy2(s, d)
+
+    shutil.copytree(src, dst, copy_function=link, symlinks=True, dirs_exist_ok=True)
+
+
+def prepare_dependencies(
+    plan: BundlePlan,
+    dest: Path,
+    opts: DepsOptions,
+    *,
+    interpreter: Path | None,
+    progress: Progress,
+) -> dict[str, str]:
+    """Fill ``dest`` with the plan's installed, pruned, compiled packages; return name->version.
+
+    ``interpreter`` is a Python of the plan's version used for bytecode (None: sources only).
+    """
+    root = opts.cache_root or default_cache_root()
+    entry = root / cache_key(plan, opts, interpreter)
+    marker = entry / _DONE
+    if marker.is_file():
+        progress(f"reusing prepared dependencies from {entry}")
+        link_tree(entry, dest)
+        (dest / _DONE).unlink()
+        installed: dict[str, str] = json.loads(marker.read_text())
+        return installed
+
+    wheels = opts.wheel_cache or default_cache_dir(plan.python_version, plan.arch)
+    pairs = install_requirements(plan, dest, cache_dir=wheels, progress=progress)
+    report = prune_tree(dest, strip=opts.strip, arch=plan.arch)
+    progress(f"pruned {report.total_saved / MB:.1f} MB (tests, caches, stubs, C sources, docs)")
+    if interpreter is not None:
+        progress(f"compiling bytecode for Python {plan.python_version}")
+        bytecode.compile_tree(dest, interpreter, mode=opts.bytecode_mode)
+
+    installed = dict(pairs)
+    partial = root / f".{entry.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    link_tree(dest, partial)
+    (partial / _DONE).write_text(json.dumps(installed, indent=1, sort_keys=True))
+    shutil.rmtree(entry, ignore_errors=True)
+    partial.rename(entry)  # published whole, or not at all
+    return installed

@@ -1,0 +1,88 @@
+"""Check a staged bundle the way Lambda will load it: a fresh interpreter of the target
+Python that sees only the bundle and the standard library (``-I -S``: no site-packages,
+no user site, no PYTHON* variables), importing the handler and answering the model's
+input example.
+
+This catches what pruning or a missing wheel broke before anything is uploaded. It runs
+only when this host can execute the target (same architecture, a Python of the target
+version found); otherwise it says why it was skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packager.bytecode import find_interpreter
+from packager.errors import BundleCheckError
+
+# uname -m for each Lambda architecture
+HOST_MACHINES = {"x86_64": ("x86_64", "AMD64"), "arm64": ("aarch64", "arm64")}
+
+_PROBE = """
+import json, os, resource, sys
+sys.path[:0] = json.loads(os.environ["MLFLOW_LAMBDA_PATHS"])
+import handler.lambda_function as lf
+example = json.loads(os.environ["MLFLOW_LAMBDA_EXAMPLE"])
+answer = lf.handler(example, None) if example else None
+peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"answer": answer, "peak_kb": peak_kb}))
+"""
+
+
+@dataclass(frozen=True)
+class ImportCheck:
+    skipped: str | None  # why the check did not run, or None
+    answer: Any = None  # the handler's answer to the input example
+    peak_rss_mb: float | None = None
+
+
+def import_check(
+    roots: list[Path], python: str, arch: str, example: dict[str, Any] | None
+) -> ImportCheck:
+    """Import ``handler.lambda_function`` from ``roots`` alone and score ``example``.
+
+    Raises :class:`BundleCheckError` with the interpreter's last lines when the import or
+    the prediction fails.
+    """
+    if platform.machine() not in HOST_MACHINES.get(arch, ()):
+        return ImportCheck(
+            f"skipped the import check: the bundle is for {arch} and this host is "
+            f"{platform.machine()}; run `mlflow-lambda invoke` on a {arch} machine"
+        )
+    interpreter = find_interpreter(python)
+    if interpreter is None:
+        return ImportCheck(f"skipped the import check: no Python {python} on this host")
+    env = {
+        "MLFLOW_LAMBDA_PATHS": json.dumps([str(r) for r in roots]),
+        "MLFLOW_LAMBDA_EXAMPLE": json.dumps(example),
+        "MODEL_CONFIG": str(roots[0] / "model.json"),
+        "MODEL_DIR": str(roots[0] / "model"),
+        "PATH": "/usr/bin:/bin",
+        "LOG_LEVEL": "WARNING",
+    }
+    done = subprocess.run(
+        [str(interpreter), "-I", "-S", "-c", _PROBE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-6:])
+        raise BundleCheckError(
+            f"the bundle does not import on its own with Python {python}:\n{tail}"
+        )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    answer = result["answer"]
+    if isinstance(answer, dict) and "error_code" in answer:
+        raise BundleCheckError(
+            f"the bundle imports but fails on the model's input example: "
+            f"{answer['error_code']}: {answer.get('message')}"
+        )
+    return ImportCheck(None, answer, round(result["peak_kb"] / 1024, 1))
