@@ -209,7 +209,8 @@ class LocalLambda:
         for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\n").replace("\r", "\n")
             self._lines.put(line)
-            if self._log_sink and "(rapid)" not in line:
+            # The RIE's own START/END/REPORT lines carry fake memory figures: keep them out.
+            if self._log_sink and "(rapid)" not in line and not line.startswith(_NOT_LOGS):
                 self._log_sink(line)
         stream.close()
 
