@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import queue
 import re
 import shutil
@@ -39,6 +40,8 @@ from infra.runtime_dir import (
 )
 from infra.runtime_proc import MemorySampler, child_pids, stop_pids
 from packager.errors import LocalInvokeError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_HANDLER = "handler.lambda_function.handler"
 # Lambda's synchronous invocation payload limit (AWS Lambda quotas page): 6 MB each way.
@@ -197,9 +200,10 @@ class LocalLambda:
                 self._start_rie()
                 self.emulator = "rie"
                 return
-            except RieUnavailableError:
+            except RieUnavailableError as exc:
                 if self._wanted == "rie":
                     raise
+                logger.warning("%s; using the stdlib Runtime API emulator instead", exc)
         arn = f"arn:aws:lambda:{self.region}:123456789012:function:{self.function_name}"
         self._api = runtime_api.RuntimeApiServer(arn)
         self.emulator = "python"
