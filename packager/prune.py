@@ -11,9 +11,9 @@ is recorded with the bytes it saved (``PruneReport``):
 - ``stubs``: ``*.pyi`` type stubs, read only by type checkers.
 - ``sources``: Cython sources (``*.pyx``, ``*.pxd``, ``*.pxi``) and C/C++/Fortran sources and
   headers, used only when building extensions against the package.
-- ``docs``: ``doc/``, ``docs/``, ``examples/`` and ``benchmarks/`` directories holding no Python
+- ``docs``: ``doc/`` and ``docs/`` directories below a top-level package holding no Python
   module or extension. Loose ``*.rst``/``*.md`` files stay: scikit-learn reads
-  ``sklearn/datasets/descr/*.rst`` at run time.
+  ``sklearn/datasets/descr/*.rst`` at run time; ``examples/`` stay too (some hold data).
 - ``strip`` (opt-in): ``strip --strip-unneeded`` on extension modules of the target architecture.
   Never inside ``*.libs/``: stripping the auditwheel-vendored OpenBLAS there breaks import (ELF
   load command not page-aligned, FINDINGS.md). Skipped with a note when no strip for the target
@@ -49,7 +49,7 @@ KEEP: dict[str, str] = {
 }
 
 TEST_DIRS = frozenset({"tests", "test"})
-DOC_DIRS = frozenset({"doc", "docs", "examples", "benchmarks"})
+DOC_DIRS = frozenset({"doc", "docs"})
 SOURCE_SUFFIXES = frozenset(
     {".pyx", ".pxd", ".pxi", ".c", ".cc", ".cpp", ".cxx", ".h", ".hh", ".hpp", ".f", ".f90"}
 )

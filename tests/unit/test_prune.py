@@ -42,7 +42,7 @@ TREE: dict[str, bytes | str] = {
     "pkg/tests/test_core.py": "def test(): pass\n",
     "pkg/sub/test/test_sub.py": "def test(): pass\n",
     "pkg/docs/index.rst": "docs\n" * 10,
-    "pkg/examples/run.py": "print(1)\n",  # holds Python code: not a docs-only directory
+    "pkg/examples/sample.csv": "a,b\n",  # examples/ may hold data read at run time: stays
     "pkg/datasets/descr/iris.rst": "read at run time\n",
     "pkg-1.0.dist-info/RECORD": "pkg/core.py,,\n",
     "pkg-1.0.dist-info/licenses/LICENSE.h": "licence text\n",  # dist-info is never pruned
@@ -79,7 +79,7 @@ def test_rules_remove_exactly_the_unused_files(tmp_path: Path) -> None:
     assert _files(tmp_path) == {
         "pkg/__init__.py",
         "pkg/core.py",
-        "pkg/examples/run.py",
+        "pkg/examples/sample.csv",
         "pkg/datasets/descr/iris.rst",
         "pkg-1.0.dist-info/RECORD",
         "pkg-1.0.dist-info/licenses/LICENSE.h",
