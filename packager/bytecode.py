@@ -6,26 +6,25 @@ number, PEP 3147 cache tag), so it must be written by an interpreter of the targ
 ``find_interpreter`` looks for one and ``compile_tree`` runs ``compileall`` in it.
 
 Modes (PEP 552 invalidation). Measured on this repo's venv tree (numpy 2.4, scipy 1.17,
-pandas 3.1, scikit-learn 1.9; pruned, 1,727 ``.py``), importing ``sklearn.ensemble`` and
-``pandas`` in a fresh ``python3.11 -I -S -B``, median CPU (user+sys) of 15 runs on a busy
-2-core host, and what the import reads:
+pandas 3.1, scikit-learn 1.9; pruned, 1,727 ``.py``) importing ``sklearn.ensemble`` and
+``pandas`` in a fresh ``python3.11 -I -S -B``: median wall import time and CPU (user+sys)
+of separate runs (9 to 21 imports each) on a 2-core host shared with other jobs, and what
+the import reads:
 
-    mode              CPU     wall*   read at import                       unzipped
-    no .pyc           3.22 s  2.47 s  1,118 .py, each compiled                199 MB
-    timestamp         1.12 s  0.75 s  1,118 .pyc                              244 MB
-      after a zip     3.17 s          none used: mtimes reset to 1980 make every pyc stale
-    checked-hash      1.15 s  0.77 s  1,118 .pyc and 1,118 .py (28.1 MB, hashed) 244 MB
-    unchecked-hash    1.11 s  0.72 s  1,118 .pyc                              244 MB
-    pyc-only          1.08 s  0.70 s  1,118 .pyc                              205 MB
-
-    * wall: median import time of 9 runs in a quieter moment; CPU is steadier under load.
+    mode              wall import          CPU                  read at import        unzipped
+    no .pyc           2.47  2.77  2.94 s   3.22  2.95 s         1,118 .py, compiled   199 MB
+    timestamp         0.75  0.87  0.95 s   1.12  1.10 s         1,118 .pyc            244 MB
+      after a zip                 2.99 s   3.17  2.91 s         every pyc stale: mtimes reset
+    checked-hash      0.77  0.90  0.98 s   1.15  1.10 s         .pyc + 28.1 MB of .py 244 MB
+    unchecked-hash    0.72  0.86  0.90 s   1.11  1.12 s         1,118 .pyc            244 MB
+    pyc-only          0.70  0.88  0.91 s   1.08  1.07 s         1,118 .pyc            205 MB
 
 - ``unchecked-hash`` (default): never reads a source at import. The task root is read-only
-  on Lambda, so the check that ``checked-hash`` makes can only ever pass; skipping it saves
-  reading and hashing 28 MB of sources on every cold start (about 3% of import CPU here, and
-  real I/O where the disk is cold or, for images, lazily loaded). The cost: a source edited
-  inside the bundle without recompiling would be ignored, which only a hand-patched
-  artifact can do.
+  on Lambda, so the check that ``checked-hash`` makes can only ever pass. What skipping it
+  saves is I/O, not CPU (the CPU difference is within this host's noise; wall time was 3-8%
+  lower in each run): reading 1,118 sources, 28 MB, on every cold start, which costs more
+  where the disk is cold or, for images, lazily loaded. The cost: a source edited inside
+  the bundle without recompiling would be ignored, which only a hand-patched artifact can do.
 - ``checked-hash``: what the issue first asked for; kept as an option.
 - ``pyc-only``: legacy ``foo.pyc`` beside where ``foo.py`` was (``compileall -b``), sources
   removed: 39 MB smaller unzipped and a little faster, but tracebacks lose their source lines
