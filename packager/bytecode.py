@@ -9,15 +9,15 @@ Modes (PEP 552 invalidation). Measured on this repo's venv tree (numpy 2.4, scip
 pandas 3.1, scikit-learn 1.9; pruned, 1,727 ``.py``) importing ``sklearn.ensemble`` and
 ``pandas`` in a fresh ``python3.11 -I -S -B``: median wall import time and CPU (user+sys)
 of separate runs (9 to 21 imports each) on a 2-core host shared with other jobs, and what
-the import reads:
+the import reads (MB here are MiB, as in ``packager.sizes``):
 
-    mode              wall import          CPU                  read at import        unzipped
-    no .pyc           2.47  2.77  2.94 s   3.22  2.95 s         1,118 .py, compiled   199 MB
-    timestamp         0.75  0.87  0.95 s   1.12  1.10 s         1,118 .pyc            244 MB
-      after a zip                 2.99 s   3.17  2.91 s         every pyc stale: mtimes reset
-    checked-hash      0.77  0.90  0.98 s   1.15  1.10 s         .pyc + 28.1 MB of .py 244 MB
-    unchecked-hash    0.72  0.86  0.90 s   1.11  1.12 s         1,118 .pyc            244 MB
-    pyc-only          0.70  0.88  0.91 s   1.08  1.07 s         1,118 .pyc            205 MB
+    mode              wall import          CPU            read at import        MB unzip/zip
+    no .pyc           2.47  2.77  2.94 s   3.22  2.95 s   1,118 .py, compiled   192.4 / 60.0
+    timestamp         0.75  0.87  0.95 s   1.12  1.10 s   1,118 .pyc            233.3 / 75.0
+      after a zip                 2.99 s   3.17  2.91 s   all stale: mtimes reset to 1980
+    checked-hash      0.77  0.90  0.98 s   1.15  1.10 s   + 28.1 MB of .py      233.3 / 75.0
+    unchecked-hash    0.72  0.86  0.90 s   1.11  1.12 s   1,118 .pyc            233.3 / 75.0
+    pyc-only          0.70  0.88  0.91 s   1.08  1.07 s   1,118 .pyc            198.2 / 66.2
 
 - ``unchecked-hash`` (default): never reads a source at import. The task root is read-only
   on Lambda, so the check that ``checked-hash`` makes can only ever pass. What skipping it
@@ -27,9 +27,9 @@ the import reads:
   the bundle without recompiling would be ignored, which only a hand-patched artifact can do.
 - ``checked-hash``: what the issue first asked for; kept as an option.
 - ``pyc-only``: legacy ``foo.pyc`` beside where ``foo.py`` was (``compileall -b``), sources
-  removed: 39 MB smaller unzipped and a little faster, but tracebacks lose their source lines
-  and ``inspect.getsource`` fails, which some libraries call at run time. Opt-in, for bundles
-  close to the 250 MB limit, with the import-and-predict check.
+  removed: 35 MB smaller unzipped (9 MB zipped) and no slower, but tracebacks lose their
+  source lines and ``inspect.getsource`` fails, which some libraries call at run time.
+  Opt-in, for bundles close to the 250 MB limit, with the import-and-predict check.
 - ``timestamp`` is not offered: zips and image contexts reset every mtime (reproducibility),
   which makes timestamp pycs stale, so the bundle would import as slowly as with no bytecode.
 
