@@ -9,6 +9,7 @@ provide them.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import stat
@@ -257,12 +258,28 @@ def format_report(result: InvokeResult) -> str:
     return line
 
 
-def format_response(result: InvokeResult) -> str:
-    """The response payload, pretty-printed when it is JSON."""
+def format_response(result: InvokeResult, *, raw: bool = False) -> str:
+    """The response payload, pretty-printed when it is JSON.
+
+    An HTTP-shaped answer (API Gateway, Function URL, ALB) is shown as its status line and
+    decoded body, since that is what a client sees; ``raw`` shows the Lambda payload as is.
+    """
     try:
-        return json.dumps(result.json(), indent=2, sort_keys=True)
+        payload = result.json()
     except ValueError:
         return result.payload.decode("utf-8", "replace")
+    if raw or not (isinstance(payload, dict) and "statusCode" in payload and "body" in payload):
+        return json.dumps(payload, indent=2, sort_keys=True)
+    body = payload.get("body") or ""
+    if payload.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode("utf-8", "replace")
+    headers = {k.lower(): v for k, v in (payload.get("headers") or {}).items()}
+    status = f"HTTP {payload['statusCode']} {headers.get('content-type', '')}".rstrip()
+    try:
+        body = json.dumps(json.loads(body), indent=2)
+    except ValueError:
+        pass
+    return f"{status}\n{body}"
 
 
 def _make_read_only(root: Path) -> None:

@@ -162,6 +162,7 @@ def package(
 )
 @click.option("--timeout", type=int, default=None, help="Seconds [default: from template.yaml].")
 @click.option("--memory", type=int, default=None, help="MB [default: from template.yaml].")
+@click.option("--raw", is_flag=True, help="Print the Lambda response payload as is.")
 def invoke(
     outdir: Path,
     event: Path | None,
@@ -169,19 +170,30 @@ def invoke(
     event_type: str,
     timeout: int | None,
     memory: int | None,
+    raw: bool,
 ) -> None:
     """Run a built bundle once through the real Lambda runtime, without Docker.
 
     The bundle runs under the AWS Lambda Runtime Interface Emulator and awslambdaric in a
     fresh Python that sees only the bundle and the standard library. Prints the response
-    on stdout and a REPORT line (init, duration, max memory) on stderr.
+    on stdout and a REPORT line (init, duration, max memory) on stderr. Exits 1 when the
+    function fails or answers with an error (HTTP status >= 400, or an error body).
     """
     from infra.invoke import format_report, format_response, invoke_bundle, load_event
+    from infra.local import InvocationError
 
     payload = load_event(outdir, event_file=event, data_file=data, event_type=event_type)
-    result = invoke_bundle(outdir, event=payload, timeout_s=timeout, memory_mb=memory)
-    click.echo(format_response(result))
+    try:
+        result = invoke_bundle(
+            outdir, event=payload, timeout_s=timeout, memory_mb=memory, log_sink=_info
+        )
+    except InvocationError as exc:
+        _info(format_report(exc.result))
+        raise
+    click.echo(format_response(result, raw=raw))
     _info(format_report(result))
+    if _is_error_answer(result.payload):
+        sys.exit(1)  # the function ran, but answered with an error: scripts should notice
 
 
 @cli.command()
