@@ -140,6 +140,19 @@ def package(
     click.echo(f"{result.artifact_path}")
 
 
+def _is_error_answer(payload: bytes) -> bool:
+    """An HTTP answer with status >= 400, or a direct invoke's error body."""
+    try:
+        answer = json.loads(payload)
+    except ValueError:
+        return False
+    if not isinstance(answer, dict):
+        return False
+    if "statusCode" in answer:
+        return int(answer["statusCode"]) >= 400
+    return "error_code" in answer
+
+
 @cli.command()
 @click.argument("outdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
