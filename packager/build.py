@@ -48,8 +48,8 @@ class BuildOptions:
     name: str | None = None
     model_location: str | None = None  # s3://bucket/prefix: the model stays out of the bundle
     strip: bool = False
-    bytecode_mode: str = bytecode.DEFAULT_MODE
-    cache_dir: Path | None = None
+    bytecode_mode: str | None = None  # None: pyc-only for a zip's dependencies, else unchecked
+    cache_dir: Path | None = None  # wheels/ and prepared deps/ [~/.cache/mlflow-lambda]
     check_import: bool = True
 
 
@@ -60,6 +60,19 @@ class BuildResult:
     template_path: Path
     artifact_path: Path  # bundle.zip, or the image context directory
     warnings: list[str] = field(default_factory=list)
+
+
+def _deps_bytecode(opts: BuildOptions) -> str:
+    """Bytecode mode for the dependencies.
+
+    A zip must fit in 250 MB unzipped, and the sources of numpy, scipy, pandas and
+    scikit-learn are ~40 MB that Lambda never reads once their bytecode is there, so by
+    default a zip ships their ``.pyc`` only (no slower to import; tracebacks inside those
+    libraries show file and line but not the source text). An image has room to keep them.
+    """
+    if opts.bytecode_mode:
+        return opts.bytecode_mode
+    return "pyc-only" if opts.target == "zip" else bytecode.DEFAULT_MODE
 
 
 def serve_cache_dir(model_uri: str, arch: str) -> Path:
@@ -133,7 +146,7 @@ def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResul
     outdir.parent.mkdir(parents=True, exist_ok=True)
     warnings: list[str] = []
     deps_opts = DepsOptions(
-        strip=opts.strip, bytecode_mode=opts.bytecode_mode, wheel_cache=opts.cache_dir
+        strip=opts.strip, bytecode_mode=_deps_bytecode(opts), cache_root=opts.cache_dir
     )
 
     def warn_(message: str) -> None:
@@ -186,7 +199,10 @@ def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResul
         else:
             shutil.copytree(resolved.local_dir, app / "model")
         if interpreter is not None:
-            bytecode.compile_tree(app, interpreter, mode=opts.bytecode_mode)
+            # The handler keeps its sources unless asked otherwise: tracebacks of our own
+            # code then show their lines, for 0.2 MB.
+            app_mode = opts.bytecode_mode or bytecode.DEFAULT_MODE
+            bytecode.compile_tree(app, interpreter, mode=app_mode)
 
         peak_mb = None
         if opts.check_import and not opts.model_location:

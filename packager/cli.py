@@ -104,7 +104,15 @@ def cli() -> None:
 @click.option(
     "--cache-dir",
     type=click.Path(path_type=Path),
-    help="Wheel cache [default: ~/.cache/mlflow-lambda/wheels/<python>-<arch>].",
+    help="Cache of wheels and prepared dependencies, reused by later builds "
+    "[default: ~/.cache/mlflow-lambda].",
+)
+@click.option(
+    "--bytecode",
+    type=click.Choice(["pyc-only", "unchecked-hash", "checked-hash"]),
+    default=None,
+    help="How dependencies' bytecode ships [default: pyc-only for a zip (sources left out, "
+    "~40 MB smaller), unchecked-hash for an image (sources kept)].",
 )
 def package(
     model_uri: str,
@@ -117,6 +125,7 @@ def package(
     model_location: str | None,
     strip: bool,
     cache_dir: Path | None,
+    bytecode: str | None,
 ) -> None:
     """Package an MLflow model into a Lambda bundle, a SAM template and sample events."""
     from packager.build import BuildOptions, build
@@ -133,6 +142,7 @@ def package(
             model_location=model_location,
             strip=strip,
             cache_dir=cache_dir,
+            bytecode_mode=bytecode,
         ),
         progress=_info,
         warn=_warn,

@@ -32,12 +32,12 @@ _DONE = ".mlflow-lambda-deps.json"
 class DepsOptions:
     strip: bool = False
     bytecode_mode: str = bytecode.DEFAULT_MODE
-    wheel_cache: Path | None = None
-    cache_root: Path | None = None  # default: ~/.cache/mlflow-lambda/deps
+    cache_root: Path | None = None  # default: ~/.cache/mlflow-lambda ($XDG_CACHE_HOME)
 
 
 def default_cache_root() -> Path:
-    return Path.home() / ".cache" / "mlflow-lambda" / "deps"
+    """``~/.cache/mlflow-lambda``: wheels/ and deps/ live below it."""
+    return default_cache_dir("x", "x").parent.parent
 
 
 def cache_key(plan: BundlePlan, opts: DepsOptions, interpreter: Path | None) -> str:
@@ -78,7 +78,7 @@ def prepare_dependencies(
     ``interpreter`` is a Python of the plan's version used for bytecode (None: sources only).
     """
     root = opts.cache_root or default_cache_root()
-    entry = root / cache_key(plan, opts, interpreter)
+    entry = root / "deps" / cache_key(plan, opts, interpreter)
     marker = entry / _DONE
     if marker.is_file():
         progress(f"reusing prepared dependencies from {entry}")
@@ -87,7 +87,7 @@ def prepare_dependencies(
         installed: dict[str, str] = json.loads(marker.read_text())
         return installed
 
-    wheels = opts.wheel_cache or default_cache_dir(plan.python_version, plan.arch)
+    wheels = root / "wheels" / f"{plan.python_version}-{plan.arch}"
     pairs = install_requirements(plan, dest, cache_dir=wheels, progress=progress)
     report = prune_tree(dest, strip=opts.strip, arch=plan.arch)
     progress(f"pruned {report.total_saved / MB:.1f} MB (tests, caches, stubs, C sources, docs)")
@@ -96,7 +96,7 @@ def prepare_dependencies(
         bytecode.compile_tree(dest, interpreter, mode=opts.bytecode_mode)
 
     installed = dict(pairs)
-    partial = root / f".{entry.name}.partial-{os.getpid()}"
+    partial = entry.parent / f".{entry.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     link_tree(dest, partial)
     (partial / _DONE).write_text(json.dumps(installed, indent=1, sort_keys=True))
