@@ -1,0 +1,113 @@
+"""The two benchmark models, logged and registered in a sqlite MLflow store of the bench's own.
+
+* ``readme``: the README example exactly as ``examples/train.py`` trains it (a 100-tree
+  ``RandomForestClassifier``, ``max_depth=6``, on iris's 4 double columns), registered as
+  ``MyRandomForest`` and packaged from ``models:/MyRandomForest/latest``.
+* ``large``: a 500-tree forest on 20 double features (``make_classification``, 4 000 rows,
+  ``max_depth=8``, a 22 MB skops file), registered as ``BenchForest500``.
+
+Both are saved with skops, MLflow's default since 3.14, trusting the tree type as the README
+does (FINDINGS: a tree ensemble is refused otherwise). Logging happens once per store: a
+second call finds the registered model and reuses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tests.mlflow_models import TREE_TRUSTED, use_tracking_store
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    """A registered model and what the benchmarks send it."""
+
+    key: str  # "readme" | "large"
+    title: str
+    uri: str  # models:/<name>/latest
+    columns: list[str]
+    local_dir: Path  # the MLflow model directory (what `mlflow models serve` reads)
+    value_range: tuple[float, float]  # where the training features lie
+
+    def rows(self, n: int, seed: int = 0) -> list[list[float]]:
+        """``n`` deterministic rows of plausible feature values."""
+        rng = np.random.default_rng(seed)
+        low, high = self.value_range
+        values = rng.uniform(low, high, size=(n, len(self.columns))).round(3)
+        rows: list[list[float]] = values.tolist()
+        return rows
+
+    def frame(self, n: int, seed: int = 0) -> pd.DataFrame:
+        """The same rows as :meth:`rows`, as the DataFrame MLflow would build from them."""
+        return pd.DataFrame(self.rows(n, seed), columns=self.columns)
+
+    def body(self, n: int, seed: int = 0) -> dict[str, Any]:
+        """A ``dataframe_split`` scoring request with ``n`` rows."""
+        return {"dataframe_split": {"columns": self.columns, "data": self.rows(n, seed)}}
+
+
+def _readme_model() -> tuple[Any, pd.DataFrame]:
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    # Same estimator and seed as examples/train.py, so the bundle is the README's.
+    model = RandomForestClassifier(n_estimators=100, max_depth=6, random_state=0).fit(X, y)
+    return model, X
+
+
+def _large_model() -> tuple[Any, pd.DataFrame]:
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = make_classification(
+        n_samples=4000, n_features=20, n_informative=10, n_classes=3, random_state=0
+    )
+    frame = pd.DataFrame(X, columns=[f"f{i:02d}" for i in range(20)])
+    model = RandomForestClassifier(n_estimators=500, max_depth=8, random_state=0, n_jobs=1)
+    return model.fit(frame, y), frame
+
+
+_SPECS = {
+    "readme": ("MyRandomForest", "README example (100 trees, 4 features)", _readme_model, (0.1, 7.0)),
+    "large": ("BenchForest500", "500-tree forest, 20 features", _large_model, (-3.0, 3.0)),
+}
+
+
+def ensure_model(key: str, store: Path) -> BenchModel:
+    """Log and register model ``key`` in the sqlite store under ``store`` unless it is there."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import infer_signature
+
+    name, title, train, value_range = _SPECS[key]
+    use_tracking_store(store)
+    client = mlflow.MlflowClient()
+    uri = f"models:/{name}/latest"
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        versions = []
+    if not versions:
+        experiment = "mlflow-lambda-bench"
+        if mlflow.get_experiment_by_name(experiment) is None:
+            mlflow.create_experiment(experiment, artifact_location=(store / "artifacts").as_uri())
+        mlflow.set_experiment(experiment)
+        model, X = train()
+        with mlflow.start_run(run_name=f"bench-{key}"):
+            mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=infer_signature(X, model.predict(X)),
+                input_example=X.head(2),
+                registered_model_name=name,
+                skops_trusted_types=TREE_TRUSTED,
+            )
+    local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(store / "local" / key)))
+    columns = list(pd.read_json(local / "input_example.json", orient="split").columns)
+    return BenchModel(key, title, uri, [str(c) for c in columns], local, value_range)
