@@ -22,8 +22,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The README example end to end: train + register in a local store under .demo/, package
+# the registered model for Lambda, run it through the real Lambda runtime, print predictions.
+DEMO_ENV := MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/.demo/mlflow.db
 demo: $(STAMP)
-	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/train.py
+	$(DEMO_ENV) $(BIN)/mlflow-lambda package -m models:/MyRandomForest/latest -o build/
+	$(BIN)/mlflow-lambda invoke build/ --data examples/payload.json
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

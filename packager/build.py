@@ -33,6 +33,7 @@ from packager.resolve import resolve_model
 Progress = Callable[[str], None]
 PROTECTED_NAMES = ("handler", "model", "model.json")
 MB = 1024 * 1024
+MIN_MEMORY_MB = 1024
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,13 @@ def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResul
             shutil.copyfile(app / "model.json", staged / "model.json")
         else:
             shutil.copyfile(deps / "model.json", staged / "model.json")
-        memory = suggest_memory_mb(peak_mb, size.unzipped / MB)
+        # Lambda gives CPU in proportion to memory, and init (importing numpy, scipy and
+        # sklearn) is CPU-bound, so 1024 MB is the floor for a quick cold start; a model
+        # whose measured peak needs more gets more. A floor also keeps template.yaml the
+        # same from build to build, since a measured peak varies by tens of MB.
+        memory = max(MIN_MEMORY_MB, suggest_memory_mb(peak_mb, size.unzipped / MB))
+        if peak_mb is not None:
+            progress(f"peak memory at import + predict: {peak_mb:.0f} MB; MemorySize {memory}")
         template = write_template(
             staged,
             TemplateOptions(

@@ -1,0 +1,287 @@
+"""``mlflow-lambda package`` end to end on real models: outputs, reproducibility, the bundle
+running on its own and through the local Lambda runtime, the other targets, and bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from packager.bytecode import find_interpreter
+from packager.cli import main
+from packager.inspection import hash_model_files
+from tests.mlflow_models import LoggedModel
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "events"
+NEVER_BUNDLED = {"mlflow", "mlflow-skinny", "mlflow-tracing", "pytest", "boto3", "botocore"}
+NEVER_BUNDLED |= {"pyarrow"}
+
+# Third-party top-level modules a forest bundle may load at import + predict. Anything else
+# is a cold-start regression (mlflow, yaml, click, boto3) or a packaging surprise.
+ALLOWED_THIRD_PARTY = {
+    "annotated_doc",
+    "annotated_types",
+    "anyio",
+    "cloudpickle",
+    "cython_runtime",
+    "dateutil",
+    "fastapi",
+    "handler",
+    "idna",
+    "joblib",
+    "mangum",
+    "narwhals",
+    "numpy",
+    "opentelemetry",
+    "packaging",
+    "pandas",
+    "prettytable",
+    "pydantic",
+    "pydantic_core",
+    "scipy",
+    "six",
+    "skops",
+    "sklearn",
+    "sniffio",
+    "starlette",
+    "threadpoolctl",
+    "typing_extensions",
+    "typing_inspection",
+    "tzdata",
+    "wcwidth",
+}
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    """Shared with test_install's wheel cache, so a warm machine reuses its downloads."""
+    root = os.environ.get("MLFLOW_LAMBDA_TEST_CACHE")
+    path = Path(root) if root else Path.home() / ".cache" / "mlflow-lambda-tests"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def package(*args: str | Path, capsys: pytest.CaptureFixture[str] | None = None) -> int:
+    """Run the CLI in-process; return its exit status."""
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.fixture(scope="module")
+def forest_build(
+    forest: LoggedModel, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("forest") / "out"
+    uri = f"models:/{forest.registered_name}/{forest.version}"
+    assert package("package", "-m", uri, "-o", out, "--cache-dir", cache_dir) == 0
+    return out
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_outputs_and_manifest(forest_build: Path, forest: LoggedModel) -> None:
+    names = sorted(p.name for p in forest_build.iterdir())
+    assert names == ["bundle.zip", "events", "manifest.json", "model.json", "template.yaml"]
+    manifest = json.loads((forest_build / "manifest.json").read_text())
+    assert manifest["model"]["uri"] == f"models:/MyRandomForest/{forest.version}"
+    assert manifest["model"]["registered_model"] == "MyRandomForest"
+    assert manifest["model"]["version"] == forest.version
+    assert manifest["model"]["run_id"] == forest.run_id
+    assert manifest["model"]["files"] == hash_model_files(forest.local_dir)
+    # numpy 2.4.6 has no wheel for python3.11's Amazon Linux 2, so the build moved on
+    assert (manifest["runtime"], manifest["arch"]) == ("python3.12", "x86_64")
+    dists = manifest["distributions"]
+    assert dists["scikit-learn"] == "1.9.1"
+    assert dists["numpy"] == "2.4.6"
+    assert dists["skops"] == "0.16.0"
+    assert NEVER_BUNDLED.isdisjoint(dists)
+    assert manifest["artifact_sha256"] == sha256(forest_build / "bundle.zip")
+    assert manifest["sizes"]["unzipped_bytes"] < 250 * 1024 * 1024
+    events = sorted(p.name for p in (forest_build / "events").iterdir())
+    assert "invocations-v1.json" in events and "invocations-direct.json" in events
+    template = yaml.safe_load((forest_build / "template.yaml").read_text())
+    function = template["Resources"]["ModelFunction"]["Properties"]
+    assert function["Runtime"] == "python3.12"
+    assert function["Handler"] == "handler.lambda_function.handler"
+    assert function["CodeUri"] == "bundle.zip"
+
+
+def test_zip_layout(forest_build: Path) -> None:
+    with zipfile.ZipFile(forest_build / "bundle.zip") as zf:
+        names = zf.namelist()
+        infos = zf.infolist()
+    assert names == sorted(names)
+    assert {"handler/lambda_function.py", "model/MLmodel", "model.json"} <= set(names)
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+    # dependencies ship bytecode only (pyc-only default for zips), pruned of tests and caches
+    assert not [n for n in names if n.startswith(("numpy/", "sklearn/")) and n.endswith(".py")]
+    assert "numpy/__init__.pyc" in names
+    # test modules stay only where run-time code imports them (numpy's _natype; a scipy
+    # script importing test_hyp2f1): a few KB, not the ~100 MB of test suites
+    kept_tests = [i for i in infos if "/tests/" in i.filename]
+    assert sum(i.file_size for i in kept_tests) < 200_000, [i.filename for i in kept_tests]
+    assert not [n for n in names if n.startswith(("mlflow/", "boto3/", "pyarrow/", "yaml/"))]
+
+
+def test_rebuild_is_byte_identical(
+    forest_build: Path, forest: LoggedModel, cache_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "again"
+    uri = f"models:/{forest.registered_name}/{forest.version}"
+    assert package("package", "-m", uri, "-o", out, "--cache-dir", cache_dir) == 0
+    assert sha256(out / "bundle.zip") == sha256(forest_build / "bundle.zip")
+    assert (out / "template.yaml").read_text() == (forest_build / "template.yaml").read_text()
+
+
+def run_isolated(root: Path, code: str) -> Any:
+    """Run ``code`` in Python 3.12 that sees only ``root`` and the stdlib (-I -S)."""
+    python = find_interpreter("3.12")
+    assert python is not None, "these tests need a Python 3.12 on the host (pyenv has one)"
+    done = subprocess.run(
+        [str(python), "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(root)!r})\n{code}"],
+        env={"PATH": "/usr/bin:/bin", "LOG_LEVEL": "WARNING"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_bundle_runs_alone_and_loads_only_what_it_needs(forest_build: Path, tmp_path: Path) -> None:
+    root = tmp_path / "task"
+    with zipfile.ZipFile(forest_build / "bundle.zip") as zf:
+        zf.extractall(root)
+    event = json.loads((FIXTURES / "apigw-v2.json").read_text())
+    answer = run_isolated(
+        root,
+        f"""
+import json
+import handler.lambda_function as lf
+response = lf.handler(json.loads({json.dumps(json.dumps(event))}), None)
+loaded = sorted({{m.split(".")[0] for m in sys.modules}} - set(sys.stdlib_module_names))
+print(json.dumps({{"response": response, "loaded": loaded}}))
+""",
+    )
+    assert answer["response"]["statusCode"] == 200
+    assert json.loads(answer["response"]["body"]) == {"predictions": [0, 2]}
+    third_party = {n for n in answer["loaded"] if not n.startswith("_") and n != "__main__"}
+    assert third_party <= ALLOWED_THIRD_PARTY, sorted(third_party - ALLOWED_THIRD_PARTY)
+    assert {"mlflow", "yaml", "click", "boto3", "packager", "infra"}.isdisjoint(third_party)
+
+
+def test_invoke_through_the_lambda_runtime(
+    forest_build: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = FIXTURES / "apigw-v1.json"
+    assert package("invoke", forest_build, "--event", event) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("HTTP 200 application/json")
+    assert json.loads(out.split("\n", 1)[1]) == {"predictions": [0, 2]}
+    assert "REPORT Duration:" in err and "Init Duration:" in err
+
+    bad = forest_build.parent / "bad.json"
+    bad.write_text(json.dumps({"dataframe_split": {"data": [[1.0]]}}))
+    assert package("invoke", forest_build, "--data", bad, "--event-type", "direct") == 1
+    out, _ = capsys.readouterr()
+    assert json.loads(out)["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+def test_image_target_runs_through_the_same_runtime(
+    forest: LoggedModel, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "image-out"
+    uri = f"runs:/{forest.run_id}/forest"
+    assert (
+        package("package", "-m", uri, "-o", out, "--target", "image", "--cache-dir", cache_dir) == 0
+    )
+    dockerfile = (out / "image" / "Dockerfile").read_text()
+    assert "FROM --platform=linux/amd64 public.ecr.aws/lambda/python:3.12" in dockerfile
+    assert 'CMD ["handler.lambda_function.handler"]' in dockerfile
+    assert dockerfile.index("deps") < dockerfile.index("app")  # model changes rebuild little
+    template = yaml.safe_load((out / "template.yaml").read_text())
+    assert template["Resources"]["ModelFunction"]["Properties"]["PackageType"] == "Image"
+    capsys.readouterr()
+    payload = Path(__file__).parent.parent.parent / "examples" / "payload.csv"
+    assert package("invoke", out, "--data", payload) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1]) == {"predictions": [0, 1, 2]}
+
+
+def test_arm64_build(forest: LoggedModel, cache_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "arm"
+    uri = f"models:/{forest.registered_name}/{forest.version}"
+    assert (
+        package("package", "-m", uri, "-o", out, "--arch", "arm64", "--cache-dir", cache_dir) == 0
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["arch"] == "arm64"
+    template = yaml.safe_load((out / "template.yaml").read_text())
+    assert template["Resources"]["ModelFunction"]["Properties"]["Architectures"] == ["arm64"]
+    with zipfile.ZipFile(out / "bundle.zip") as zf:
+        sos = [n for n in zf.namelist() if n.endswith(".so")]
+        head = zf.read(next(n for n in sos if "_multiarray_umath" in n))[:20]
+    assert "aarch64" in next(n for n in sos if "_multiarray_umath" in n)
+    assert int.from_bytes(head[18:20], "little") == 183  # ELF e_machine EM_AARCH64
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("ftp://host/model", "cannot resolve 'ftp://host/model'"),
+        ("models:/NoSuchModel/1", "registered model 'NoSuchModel' not found"),
+        ("models:/MyRandomForest/99", "has no version 99"),
+    ],
+)
+def test_bad_uris_fail_with_one_line(
+    uri: str,
+    expected: str,
+    forest: LoggedModel,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "out"
+    assert package("package", "-m", uri, "-o", out) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("Error: ") and expected in err[-1], err
+    assert "Traceback" not in "\n".join(err)
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == []  # no staging directory left behind
+
+
+def test_refuses_to_overwrite_a_directory_that_is_not_a_build(
+    forest: LoggedModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    assert package("package", "-m", str(forest.local_dir), "-o", out) == 1
+    assert "holds no previous build" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_unsupported_flavor_fails_before_installing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "MLmodel").write_text(
+        "flavors:\n  python_function:\n    loader_module: mlflow.pytorch\n  pytorch: {}\n"
+    )
+    assert package("package", "-m", model, "-o", tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert "unsupported model flavor 'pytorch'" in err and "supported flavors: sklearn" in err
