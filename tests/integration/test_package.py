@@ -120,6 +120,12 @@ def test_outputs_and_manifest(forest_build: Path, forest: LoggedModel) -> None:
     assert function["CodeUri"] == "bundle.zip"
 
 
+def test_template_matches_the_golden_file(forest_build: Path) -> None:
+    """The repo's template.yaml is the one `make demo` generates for the README forest."""
+    golden = Path(__file__).resolve().parent.parent.parent / "template.yaml"
+    assert (forest_build / "template.yaml").read_text() == golden.read_text()
+
+
 def test_zip_layout(forest_build: Path) -> None:
     with zipfile.ZipFile(forest_build / "bundle.zip") as zf:
         names = zf.namelist()
