@@ -6,11 +6,17 @@ overhead per request well under a millisecond. Scoring runs inline on the event 
 Lambda environment serves one request at a time, so a thread hop would only add latency.
 Nothing happens in startup events (Mangum runs the lifespan on every invocation); the
 model is loaded before :func:`create_app` is called.
+
+Without pandas installed (a bundle planned without it), a model whose signature columns are
+all numeric is scored from a 2-D array in signature order, every input format included (CSV
+through :mod:`handler.csvtable`): scikit-learn turns the DataFrame MLflow would pass into
+the same array (``check_array``), so the predictions are the same.
 """
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,18 +67,42 @@ def _error(exc: ScoringError, rows: int | None = None) -> Answer:
 class Scorer:
     """``/invocations`` without the web framework: bytes and a content type in, an answer out."""
 
-    def __init__(self, predictor: Predictor, config: ModelConfig) -> None:
+    def __init__(
+        self, predictor: Predictor, config: ModelConfig, *, pandas: bool | None = None
+    ) -> None:
+        """``pandas``: whether pandas may be imported (None: whether it is installed)."""
         signature = config["signature"]
         self.predictor = predictor
         self.inputs = InputSchema(signature["inputs"])
         self.params = ParamSchema(signature["params"])
-        self.want_frame = not getattr(predictor, "accepts_ndarray", False)
+        self.pandas = pandas_installed() if pandas is None else pandas
+        self.array_error: str | None = None  # why the array path cannot score this model
+        if self.pandas or self.inputs.array_dtype is None:
+            # pandas there (or needed): a DataFrame unless the model was fitted on arrays
+            accepts = getattr(predictor, "accepts_ndarray", False)
+            self.want_frame = not (accepts and self.inputs.matrix_dtype is not None)
+        else:
+            self.want_frame = False
+            fitted = getattr(predictor, "feature_names", None)
+            if fitted is not None and list(fitted) != self.inputs.names:
+                # scikit-learn refuses a DataFrame whose columns differ from the fitted ones
+                # (MLflow answers 400 to every request); a bare array would be scored
+                # positionally, so refuse it too instead of answering wrongly.
+                self.array_error = (
+                    f"the model was fitted on columns {list(fitted)!r} but its signature has "
+                    f"{self.inputs.names!r}; MLflow's DataFrame would be refused the same way"
+                )
+                model_log.warning("every request will fail: %s", self.array_error)
 
     def parse(self, body: bytes, content_type: str | None) -> ParsedRequest:
         """Parse ``body`` as ``content_type`` says (415 / 400 as :class:`ScoringError`)."""
         if parse_content_type(content_type) == CSV:
-            tensor = self.inputs.kind == "tensor" or not _pandas_installed()
-            return parse_csv(body, tensor=tensor, string_columns=self.inputs.string_columns)
+            kind = self.inputs.kind
+            tensor = kind == "tensor" or (kind == "none" and not self.pandas)
+            typed = kind == "columns" and not self.pandas
+            return parse_csv(
+                body, tensor=tensor, typed=typed, string_columns=self.inputs.string_columns
+            )
         return parse_json(body)
 
     def score(self, body: bytes, content_type: str | None) -> Answer:
@@ -85,9 +115,13 @@ class Scorer:
             if params is None and request.params is not None:
                 model_log.info("the model has no params schema; ignoring params %r", request.params)
             try:
+                if self.array_error is not None:
+                    raise ValueError(self.array_error)
                 raw = self.predictor.predict(data, params)
             except Exception:  # the model's own failure on well-formed input: a client error
-                model_log.exception("the model raised while predicting %d rows", rows)
+                model_log.exception(
+                    "the model raised while predicting %d rows%s", rows, self._array_note()
+                )
                 raise ScoringError(BAD_REQUEST, MODEL_ERROR_MESSAGE) from None
             return Answer(200, predictions_json(raw), rows)
         except ScoringError as exc:
@@ -96,13 +130,21 @@ class Scorer:
             model_log.exception("internal error while scoring")
             return _error(ScoringError(INTERNAL_ERROR, "Internal error while scoring; see logs."))
 
+    def _array_note(self) -> str:
+        if self.want_frame or self.pandas or self.inputs.kind != "columns":
+            return ""
+        return (
+            " (pandas is not installed, so the model got a 2-D numpy array in signature "
+            "order instead of a DataFrame; if it selects columns by name, package it with "
+            "pandas)"
+        )
 
-def _pandas_installed() -> bool:
-    try:
-        importlib.import_module("pandas")
-    except ImportError:
-        return False
-    return True
+
+def pandas_installed() -> bool:
+    """Whether ``import pandas`` would succeed, without importing it (cold start)."""
+    if "pandas" in sys.modules:  # None there means "blocked": import raises ImportError
+        return sys.modules["pandas"] is not None
+    return importlib.util.find_spec("pandas") is not None
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -158,4 +200,4 @@ def create_app(
     return app
 
 
-__all__ = ["MAX_REQUEST_BYTES", "Answer", "Scorer", "create_app"]
+__all__ = ["MAX_REQUEST_BYTES", "Answer", "Scorer", "create_app", "pandas_installed"]

@@ -251,13 +251,19 @@ def _parse_inputs(value: Any) -> Columns | Records | Tensor:
     return Tensor(value)
 
 
-def parse_csv(body: bytes, *, tensor: bool, string_columns: Collection[str] = ()) -> ParsedRequest:
+def parse_csv(
+    body: bytes, *, tensor: bool, string_columns: Collection[str] = (), typed: bool = False
+) -> ParsedRequest:
     """Parse a CSV body with a header row.
 
-    For tensor signatures the stdlib ``csv`` module reads it (the values are cast to the
-    tensor dtype later), so such models need no pandas. Otherwise pandas reads it like MLflow
-    does, keeping the signature's string columns as text (``"007"`` stays a string).
+    ``tensor``: the stdlib ``csv`` module reads it as text rows (cast to the tensor dtype
+    later), so tensor models need no pandas. ``typed``: the stdlib reader of
+    :mod:`handler.csvtable` types each column as ``pandas.read_csv`` would (for column
+    signatures in a bundle without pandas). Otherwise pandas reads it like MLflow does. Both
+    keep the signature's string columns as text (``"007"`` stays a string).
     """
+    from handler.csvtable import csv_error, read_csv_columns
+
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -270,17 +276,19 @@ def parse_csv(body: bytes, *, tensor: bool, string_columns: Collection[str] = ()
         try:
             rows = list(csv.reader(text.splitlines()))
         except csv.Error as exc:
-            raise _csv_error(exc) from None
+            raise csv_error(exc) from None
         if not rows:
-            raise _csv_error("No columns to parse from file")
+            raise csv_error("No columns to parse from file")
         return ParsedRequest(CSV, Rows(rows[0], [row for row in rows[1:] if row]))
+    if typed:
+        return ParsedRequest(CSV, read_csv_columns(text, frozenset(string_columns)))
     import io
 
     pd = importlib.import_module("pandas")
     try:
         frame = pd.read_csv(io.StringIO(text), dtype={name: object for name in string_columns})
     except Exception as exc:  # pandas raises many types (EmptyDataError, ParserError, ...)
-        raise _csv_error(exc) from None
+        raise csv_error(exc) from None
     return ParsedRequest(CSV, Frame(frame))
 
 
@@ -365,12 +373,4 @@ def _rows_table(rows: Rows) -> Table:
             )
     return Table(
         list(rows.columns) if rows.columns is not None else list(range(width)), len(data), rows
-    )
-
-
-def _csv_error(exc: object) -> ScoringError:
-    return ScoringError.bad_request(
-        "Failed to parse input as a Pandas DataFrame. Ensure that the input is a valid "
-        "CSV-formatted Pandas DataFrame produced using the `pandas.DataFrame.to_csv()` "
-        f"method. Error: {exc}"
     )

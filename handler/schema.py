@@ -6,8 +6,9 @@ with one rule for every input format. Missing columns and tensor shape errors ar
 which casts while parsing). FIX: a non-integral number into an integer column is rejected on
 every path (MLflow truncates 1.7 to 1 on its JSON path).
 
-pandas is imported only when a DataFrame must be built, so a model with a tensor signature
-(or one that accepts a plain array) is served without pandas installed.
+pandas is imported only when a DataFrame must be built, so a model with a tensor signature,
+one that accepts a plain array, or (in a bundle without pandas) one whose signature columns
+are all numeric is served without pandas installed.
 """
 
 from __future__ import annotations
@@ -55,6 +56,13 @@ _FLOAT_DTYPES: dict[str, np.dtype[Any]] = {
     "double": np.dtype("float64"),
     "float": np.dtype("float32"),
 }
+_INT_DTYPES: dict[str, np.dtype[Any]] = {"long": np.dtype("int64"), "integer": np.dtype("int32")}
+# the dtype each numeric column has after enforcement (convert_column)
+NUMERIC_DTYPES: dict[str, np.dtype[Any]] = {
+    **_FLOAT_DTYPES,
+    **_INT_DTYPES,
+    "boolean": np.dtype("bool"),
+}
 
 
 class InputSchema:
@@ -88,13 +96,17 @@ class InputSchema:
         )
         types = {c.type for c in self.columns}
         # every column the same float type: the body can become one 2-D array at once
-        self.matrix_dtype = _FLOAT_DTYPES.get(types.pop()) if len(types) == 1 else None
+        self.matrix_dtype = _FLOAT_DTYPES.get(next(iter(types))) if len(types) == 1 else None
+        # every column numeric: the enforced columns can become one 2-D array
+        self.array_dtype = _array_dtype(self.columns) if self.named else None
 
     def enforce(self, payload: Payload, *, want_frame: bool = True) -> tuple[Any, int]:
         """Return ``(model_input, rows)`` for ``payload``, or raise :class:`ScoringError`.
 
-        ``want_frame=False`` lets an all-numeric column signature produce a 2-D numpy array
-        instead of a DataFrame (for models fitted without feature names).
+        ``want_frame=False`` lets a signature of named numeric columns (``array_dtype`` not
+        None) produce a 2-D numpy array of ``array_dtype``, columns in signature order,
+        instead of a DataFrame (for models fitted without feature names, or any such model
+        when pandas is not installed).
         """
         if self.kind == "tensor":
             if len(self.tensors) == 1 and self.tensors[0].name is None:
@@ -114,7 +126,8 @@ class InputSchema:
         ):
             matrix = _try_matrix(payload.data, self.matrix_dtype, len(self.names))
             if matrix is not None:
-                return _tabular(self.names, [], matrix, want_frame), len(matrix)
+                matrix = np.asfortranarray(matrix)  # the layout of MLflow's frame: see _stack
+                return (matrix if not want_frame else _frame(self.names, [], matrix)), len(matrix)
         if (
             isinstance(payload, Tensor)
             and len(self.columns) == 1
@@ -137,7 +150,9 @@ class InputSchema:
             if col.name in present:
                 names.append(col.name)
                 values.append(convert_column(table.column(col.name), col.type, col.name))
-        return _tabular(names, values, None, want_frame), table.n_rows
+        if not want_frame and self.array_dtype is not None:
+            return _stack(values, table.n_rows, self.array_dtype), table.n_rows
+        return _frame(names, values, None), table.n_rows
 
     def _enforce_positional(self, payload: Payload) -> tuple[Any, int]:
         table = table_of(payload)
@@ -153,7 +168,29 @@ class InputSchema:
             convert_column(table.column(label), col.type, label)
             for label, col in zip(labels, self.columns, strict=True)
         ]
-        return _tabular(labels, values, None, True), table.n_rows
+        return _frame(labels, values, None), table.n_rows
+
+
+def _array_dtype(columns: tuple[ColumnSpec, ...]) -> np.dtype[Any] | None:
+    """The dtype of the 2-D array for numeric ``columns``; None if any is not numeric.
+
+    ``np.result_type`` of the column dtypes is what scikit-learn's ``check_array`` makes of
+    the DataFrame MLflow would pass (int64 + float64 -> float64, bool + int64 -> int64,
+    float32 + int32 -> float64), so the model sees the same values either way.
+    """
+    if not columns or any(c.type not in NUMERIC_DTYPES for c in columns):
+        return None
+    return np.result_type(*(NUMERIC_DTYPES[c.type] for c in columns))
+
+
+def _stack(values: list[Any], n_rows: int, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+    # Column-major, as ``DataFrame.to_numpy()`` of the frame MLflow passes: a linear model's
+    # ``X @ coef_`` sums in a layout-dependent order, so a C-ordered copy can differ in the
+    # last bit (seen: 218.5150000000029 vs ...0294).
+    out = np.empty((n_rows, len(values)), dtype=dtype, order="F")
+    for i, column in enumerate(values):
+        out[:, i] = column
+    return out
 
 
 def _try_matrix(data: list[Any], dtype: np.dtype[Any], width: int) -> np.ndarray[Any, Any] | None:
@@ -169,15 +206,7 @@ def _try_matrix(data: list[Any], dtype: np.dtype[Any], width: int) -> np.ndarray
     return None
 
 
-def _tabular(
-    names: list[Any], values: list[Any], matrix: np.ndarray[Any, Any] | None, want_frame: bool
-) -> Any:
-    if matrix is None and not want_frame and values:
-        dtypes = {getattr(v, "dtype", None) for v in values}
-        if len(dtypes) == 1 and next(iter(dtypes)) in _FLOAT_DTYPES.values():
-            matrix = np.column_stack(values)
-    if matrix is not None and not want_frame:
-        return matrix
+def _frame(names: list[Any], values: list[Any], matrix: np.ndarray[Any, Any] | None) -> Any:
     pd = importlib.import_module("pandas")  # only here: tensor and array paths never need it
     if matrix is not None:
         return pd.DataFrame(matrix, columns=names, copy=False)
@@ -287,12 +316,10 @@ def _no_schema(payload: Payload) -> tuple[Any, int]:
             except ValueError:
                 pass
         return matrix, table.n_rows
-    return _tabular(table.labels, columns, None, True), table.n_rows
+    return _frame(table.labels, columns, None), table.n_rows
 
 
 # --- values --------------------------------------------------------------------------------
-
-_INT_DTYPES: dict[str, np.dtype[Any]] = {"long": np.dtype("int64"), "integer": np.dtype("int32")}
 
 
 def convert_column(values: Any, type_name: str, name: Any) -> Any:

@@ -23,9 +23,14 @@ class Predictor(Protocol):
 
     ``data`` is what MLflow's pyfunc layer would hand the model after signature
     enforcement (a DataFrame for column signatures, a numpy array for tensors). A predictor
-    may also define ``accepts_ndarray = True`` to receive a 2-D float array instead of a
-    DataFrame when every signature column has the same float type; the app reads it with
-    ``getattr(predictor, "accepts_ndarray", False)``.
+    may also define (the app reads both with ``getattr``):
+
+    - ``accepts_ndarray = True`` to receive a 2-D float array instead of a DataFrame when
+      every signature column has the same float type;
+    - ``feature_names``: the column names the model was fitted with, in order (or None).
+      Without pandas installed, a model whose signature columns are all numeric gets a 2-D
+      array in signature order; the app checks these names equal the signature's, and the
+      predictor must accept such an array (scikit-learn: silence the feature-name warning).
     """
 
     def predict(self, data: Any, params: dict[str, Any] | None) -> Any:

@@ -7,6 +7,11 @@ Loads like ``mlflow.sklearn._load_model_from_local_file``: skops with exactly th
 ``_SklearnModelWrapper``, only ``predict`` and the methods below may serve, and params are
 accepted but not passed to scikit-learn.
 
+A model fitted on a DataFrame remembers its column names (``feature_names_in_``) and warns
+when it gets a bare array; a bundle without pandas scores such a model from a 2-D array in
+signature order (see ``handler.app.Scorer``), and :meth:`SklearnPredictor.predict` silences
+exactly that warning, for that call only.
+
 Every ``n_jobs`` in the estimator tree is forced to 1: joblib's process pool needs
 ``/dev/shm``, which Lambda does not have (https://github.com/joblib/joblib/issues/391).
 """
@@ -14,6 +19,7 @@ Every ``n_jobs`` in the estimator tree is forced to 1: joblib's process pool nee
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,9 @@ from handler.errors import ModelLoadError
 
 # mlflow.sklearn._SklearnModelWrapper._SUPPORTED_CUSTOM_PREDICT_FN, plus predict itself
 PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba", "score")
+# sklearn.utils.validation._check_feature_names: "X does not have valid feature names, but
+# <Estimator> was fitted with feature names" (a regex, matched from the start of the message)
+NO_FEATURE_NAMES_WARNING = "X does not have valid feature names"
 # fitted sub-estimator containers scikit-learn keeps besides its constructor params
 _FITTED_ATTRS = (
     "steps",
@@ -58,11 +67,24 @@ class SklearnPredictor:
         self._method = method
         # A model fitted on a DataFrame checks column names (and warns on a bare array); one
         # fitted on an array gives the same answer for a plain 2-D array.
-        self.accepts_ndarray = not hasattr(model, "feature_names_in_")
+        names = getattr(model, "feature_names_in_", None)
+        self.feature_names: tuple[str, ...] | None = (
+            None if names is None else tuple(str(name) for name in names)
+        )
+        self.accepts_ndarray = self.feature_names is None
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
-        """Call the model's ``predict_fn`` on ``data``; params are ignored, as in MLflow."""
-        return self._method(data)
+        """Call the model's ``predict_fn`` on ``data``; params are ignored, as in MLflow.
+
+        An array (no ``columns``) for a model fitted with feature names is scored with
+        scikit-learn's "no valid feature names" warning silenced for this call only: the
+        caller guarantees its columns are the fitted ones, in order.
+        """
+        if self.feature_names is None or hasattr(data, "columns"):
+            return self._method(data)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", NO_FEATURE_NAMES_WARNING, UserWarning)
+            return self._method(data)
 
 
 def force_single_job(model: Any) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,7 +20,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 import handler
-from handler.app import MODEL_ERROR_MESSAGE, create_app
+from handler.app import MODEL_ERROR_MESSAGE, Scorer, create_app, pandas_installed
 from handler.config import ModelConfig
 from handler.serialize import predictions_json
 
@@ -123,6 +124,72 @@ def test_predictor_that_accepts_arrays_gets_one() -> None:
     assert r.json() == {"predictions": [3.0, 7.0]}
     data, _ = fake.calls[0]
     assert isinstance(data, np.ndarray) and data.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+class NamedPredictor(FakePredictor):
+    """Like a scikit-learn model fitted on a DataFrame with columns ``a``, ``b``."""
+
+    feature_names = ("a", "b")
+    accepts_ndarray = False
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (json.dumps(ROW), None),
+        (json.dumps({"dataframe_records": [{"b": 2, "a": 1}, {"a": 3, "b": 4, "x": 0}]}), None),
+        (json.dumps({"inputs": {"a": [1, 3], "b": [2, 4]}}), None),
+        ("b,x,a\n2,y,1\n4,z,3\n", "text/csv"),
+    ],
+)
+def test_without_pandas_a_named_numeric_model_gets_an_array(
+    body: str, content_type: str | None
+) -> None:
+    fake = NamedPredictor()
+    scorer = Scorer(fake, make_config(COLUMNS), pandas=False)
+    assert (scorer.want_frame, scorer.array_error) == (False, None)
+    answer = scorer.score(body.encode(), content_type)
+    assert (answer.status, json.loads(answer.body)) == (200, {"predictions": [3.0, 7.0]})
+    data, _ = fake.calls[0]
+    assert type(data) is np.ndarray and data.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_without_pandas_errors_keep_their_codes() -> None:
+    scorer = Scorer(NamedPredictor(), make_config(COLUMNS), pandas=False)
+    missing = scorer.score(b"a\n1\n", "text/csv")
+    assert (missing.status, missing.error_code) == (400, "INVALID_PARAMETER_VALUE")
+    assert "['b']" in json.loads(missing.body)["message"]
+    bad = scorer.score(json.dumps({"dataframe_split": {"columns": ["a", "b"], "data": [
+        [1, "abc"]]}}).encode(), None)  # fmt: skip
+    assert (bad.status, bad.error_code) == (400, "BAD_REQUEST")
+
+
+def test_without_pandas_fitted_names_must_be_the_signature(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = NamedPredictor()
+    fake.feature_names = ("b", "a")  # an array in signature order would be read wrongly
+    with caplog.at_level(logging.WARNING, logger="mlflow_lambda.model"):
+        scorer = Scorer(fake, make_config(COLUMNS), pandas=False)
+        answer = scorer.score(json.dumps(ROW).encode(), None)
+    assert (answer.status, json.loads(answer.body)) == (
+        400,
+        {"error_code": "BAD_REQUEST", "message": MODEL_ERROR_MESSAGE},
+    )
+    assert fake.calls == []
+    assert "fitted on columns ['b', 'a'] but its signature has ['a', 'b']" in caplog.text
+    # with pandas the model gets a DataFrame and judges the names itself
+    assert Scorer(fake, make_config(COLUMNS), pandas=True).want_frame is True
+
+
+def test_pandas_installed_reads_sys_modules_without_importing() -> None:
+    assert pandas_installed() is True  # imported by this module
+    saved = sys.modules["pandas"]
+    sys.modules["pandas"] = None  # type: ignore[assignment]
+    try:
+        assert pandas_installed() is False
+    finally:
+        sys.modules["pandas"] = saved
 
 
 @pytest.mark.parametrize(

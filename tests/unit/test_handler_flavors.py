@@ -176,3 +176,24 @@ def test_loader_errors(tmp_path: Path) -> None:
         load_model(_config(), tmp_path)
     with pytest.raises(ModelLoadError, match="predict_fn 'transform' is not supported"):
         load_model(_config(predict_fn="transform"), tmp_path)
+
+
+def test_feature_name_warning_is_silenced_for_arrays_only_during_predict() -> None:
+    import warnings
+
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    frame = pd.DataFrame(X, columns=["p", "q"])
+    model = LinearRegression().fit(frame, Y)
+    predictor = SklearnPredictor(model)
+    assert (predictor.feature_names, predictor.accepts_ndarray) == (("p", "q"), False)
+    filters = list(warnings.filters)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning inside predict would raise here
+        np.testing.assert_array_equal(predictor.predict(X, None), model.predict(frame))
+        np.testing.assert_array_equal(predictor.predict(frame, None), model.predict(frame))
+    assert warnings.filters == filters  # nothing left behind
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        model.predict(X)  # scikit-learn still warns outside the predictor
+    assert SklearnPredictor(LinearRegression().fit(X, Y)).feature_names is None

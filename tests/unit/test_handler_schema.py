@@ -266,3 +266,70 @@ def test_params_errors(raw: Any, needle: str) -> None:
         INVALID_PARAMETER_VALUE,
         True,
     ), info.value.message
+
+
+NUMERIC = InputSchema(
+    [
+        {"type": "long", "name": "age", "required": True},
+        {"type": "double", "name": "income", "required": True},
+        {"type": "boolean", "name": "vip", "required": True},
+        {"type": "integer", "name": "rooms", "required": True},
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("types", "dtype"),
+    [
+        (["double", "double"], "float64"),
+        (["long", "double"], "float64"),
+        (["long"], "int64"),
+        (["integer", "long"], "int64"),
+        (["boolean"], "bool"),
+        (["boolean", "long"], "int64"),
+        (["float"], "float32"),
+        (["float", "integer"], "float64"),
+        (["double", "string"], None),
+        (["double", "datetime"], None),
+    ],
+)
+def test_array_dtype_is_what_check_array_makes_of_the_frame(
+    types: list[str], dtype: str | None
+) -> None:
+    schema = InputSchema([{"type": t, "name": f"c{i}"} for i, t in enumerate(types)])
+    assert schema.array_dtype == (None if dtype is None else np.dtype(dtype))
+    if dtype is not None:  # scikit-learn's own conversion of the enforced DataFrame
+        from sklearn.utils import check_array
+
+        frame, _ = schema.enforce(Records([{f"c{i}": 1 for i in range(len(types))}]))
+        assert check_array(frame).dtype == np.dtype(dtype)
+    assert InputSchema([{"type": "double"}]).array_dtype is None  # unnamed: positional
+
+
+def test_mixed_numeric_columns_become_one_column_major_array() -> None:
+    payloads: list[Payload] = [
+        Rows(["rooms", "x", "vip", "income", "age"], [[3, "q", True, 1.5, 70], [5, 0, 0, 2, 57]]),
+        Records(
+            [
+                {"age": 70, "income": 1.5, "vip": True, "rooms": 3},
+                {"age": "57", "income": "2", "vip": False, "rooms": 5.0},
+            ]
+        ),
+        Columns({"age": [70, 57], "income": [1.5, 2], "vip": [True, 0], "rooms": [3, 5]}),
+    ]
+    for payload in payloads:
+        arr, rows = NUMERIC.enforce(payload, want_frame=False)
+        assert isinstance(arr, np.ndarray) and (arr.dtype, rows) == (np.float64, 2)
+        assert arr.tolist() == [[70.0, 1.5, 1.0, 3.0], [57.0, 2.0, 0.0, 5.0]]
+        assert arr.flags["F_CONTIGUOUS"]  # the layout DataFrame.to_numpy() gives
+        frame, _ = NUMERIC.enforce(payload)  # with pandas by default: the same values
+        np.testing.assert_array_equal(frame.to_numpy(dtype=float), arr)
+    err = _error(NUMERIC, Records([{"age": 1.7, "income": 1, "vip": 1, "rooms": 1}]))
+    assert err.error_code == BAD_REQUEST and "'age' has integer type int64" in err.message
+    err = _error(NUMERIC, Records([{"age": 1, "income": 1, "vip": 1}]), want_frame=False)
+    assert err.error_code == INVALID_PARAMETER_VALUE and "['rooms']" in err.message
+
+
+def test_all_double_fast_path_is_column_major_too() -> None:
+    arr, _ = IRIS.enforce(Rows(["a", "b", "c"], [[1, 2, 3], [4, 5, 6]]), want_frame=False)
+    assert arr.flags["F_CONTIGUOUS"] and arr.tolist() == [[1, 2, 3], [4, 5, 6]]
