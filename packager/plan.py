@@ -35,6 +35,10 @@ DEFAULT_PYTHON = "3.12"
 # What the handler imports, with the same floors as pyproject.toml's run-time dependencies.
 RUNTIME_REQUIREMENTS: tuple[str, ...] = ("fastapi>=0.110", "mangum>=0.17", "numpy>=1.24")
 PANDAS_REQUIREMENT = "pandas>=2.0"
+# MLflow column types the handler turns into one 2-D numpy array without pandas
+# (handler.schema.NUMERIC_DTYPES); string, binary, datetime, array, object, map need pandas.
+NUMERIC_COLUMN_TYPES = frozenset({"long", "integer", "double", "float", "boolean"})
+FORCED_PANDAS_REASON = "asked for (the bundle without pandas failed its import-and-predict check)"
 # MLmodel flavor -> the distribution that loads it; serialization format -> its loader library.
 FLAVOR_DISTRIBUTIONS: dict[str, str] = {"sklearn": "scikit-learn"}
 FORMAT_DISTRIBUTIONS: dict[str, str | None] = {
@@ -108,6 +112,7 @@ class BundlePlan:
     requirements: list[str] = field(default_factory=list)  # PEP 508, sorted, markers resolved
     dropped: list[Dropped] = field(default_factory=list)
     needs_pandas: bool = True
+    pandas_reason: str = ""  # why pandas is in or out, for the CLI
 
     @property
     def target(self) -> Target:
@@ -167,19 +172,38 @@ def model_needs_pandas(config: dict[str, Any]) -> tuple[bool, str]:
     pandas for every pyfunc model, one fitted on plain arrays included (MLflow's own pyfunc
     layer imports pandas while the requirement capture runs), so they say nothing here. A
     tensor signature means the handler only builds numpy arrays (it imports pandas lazily,
-    for DataFrame inputs). Without a signature the input example is the only evidence of how
-    the model was fitted; with neither, keep pandas.
+    for DataFrame inputs). A signature of named numeric columns is scored from a 2-D array
+    in signature order when pandas is missing (``handler.app.Scorer``): scikit-learn turns
+    MLflow's DataFrame into that same array. Any other column type needs a DataFrame.
+    Without a signature the input example is the only evidence of how the model was
+    fitted; with neither, keep pandas.
+
+    A model that needs a DataFrame although its columns are numeric (a ColumnTransformer
+    selecting columns by name) fails the build's import-and-predict check without pandas;
+    the build then plans again with ``plan_bundle(..., force_pandas=True)``.
     """
     inputs = (config.get("signature") or {}).get("inputs")
     if inputs:
-        if all(isinstance(spec, dict) and spec.get("type") == "tensor" for spec in inputs):
+        specs = [spec if isinstance(spec, dict) else {} for spec in inputs]
+        if all(spec.get("type") == "tensor" for spec in specs):
             return False, "the model's signature takes tensors"
-        return True, "the model's signature has named columns"
+        for spec in specs:
+            if spec.get("name") is None:
+                return True, "the model's signature has unnamed columns"
+            if spec.get("type") not in NUMERIC_COLUMN_TYPES:
+                return True, (
+                    f"the model's signature has a {spec.get('type')!r} column {spec['name']!r}"
+                )
+        return False, "the model's signature has only numeric columns"
     example = config.get("input_example")
     if isinstance(example, dict) and set(example) <= {"inputs", "instances", "params"}:
         data = example.get("inputs", example.get("instances"))
         if isinstance(data, list) and all(isinstance(row, list) for row in data):
             return False, "the model has no signature and its input example is a plain array"
+    if isinstance(example, dict) and (
+        "dataframe_split" in example or "dataframe_records" in example
+    ):
+        return True, "the model has no signature and its input example is a DataFrame"
     return True, "the model has no tensor signature"
 
 
@@ -269,14 +293,21 @@ def _runtime_requirements(
 
 
 def plan_bundle(
-    config: dict[str, Any], *, python: str | None, arch: str, warn: Callable[[str], None]
+    config: dict[str, Any],
+    *,
+    python: str | None,
+    arch: str,
+    warn: Callable[[str], None],
+    force_pandas: bool = False,
 ) -> BundlePlan:
     """Plan the bundle for the model described by ``config`` (its ``model.json``).
 
     ``python`` overrides the runtime (default: the model's training Python minor version if
     Lambda offers it, else the nearest one, with a warning through ``warn``). ``arch`` is
-    ``x86_64`` or ``arm64``. Raises :class:`DependencyError` for conflicting pins, URL or
-    option lines, and an unsupported ``python``.
+    ``x86_64`` or ``arm64``. ``force_pandas`` keeps pandas even when
+    :func:`model_needs_pandas` would leave it out (for a retry after the pandas-free bundle
+    failed its import-and-predict check). Raises :class:`DependencyError` for conflicting
+    pins, URL or option lines, and an unsupported ``python``.
     """
     try:
         arch = normalize_arch(arch)
@@ -285,6 +316,8 @@ def plan_bundle(
     target = Target(choose_python(config, python, warn), arch)
     environment = marker_environment(target)
     needs_pandas, pandas_reason = model_needs_pandas(config)
+    if force_pandas and not needs_pandas:
+        needs_pandas, pandas_reason = True, FORCED_PANDAS_REASON
 
     merged: dict[str, _Merged] = {}
     dropped: list[Dropped] = []
@@ -314,4 +347,6 @@ def plan_bundle(
         )
 
     requirements = [merged[name].render(target) for name in sorted(merged)]
-    return BundlePlan(target.python_version, arch, requirements, dropped, needs_pandas)
+    return BundlePlan(
+        target.python_version, arch, requirements, dropped, needs_pandas, pandas_reason
+    )

@@ -20,13 +20,25 @@ FOREST_REQUIREMENTS = [
     "skops==0.16.0",
 ]
 COLUMNS = [{"type": "double", "name": "sepal length (cm)", "required": True}]
+# the conftest regressor's signature, as MLflow 3.17.2 logs it
+MIXED = [
+    {"type": "long", "name": "age", "required": True},
+    {"type": "double", "name": "income", "required": True},
+    {"type": "string", "name": "city", "required": True},
+]
+NUMERIC = [
+    {"type": t, "name": f"c{i}", "required": True}
+    for i, t in enumerate(["long", "integer", "double", "float", "boolean"])
+]
+NUMERIC_REASON = "the model's signature has only numeric columns"
 TENSOR = [{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 3]}}]
 MLFLOW_REASON = "MLflow is only needed at build time; the handler loads the model without it"
 DEV_REASON = "a development tool, not needed to load or call the model"
 
 
 def config(**overrides: Any) -> dict[str, Any]:
-    """A model.json like inspection.inspect_model writes for the forest (files omitted)."""
+    """A model.json like inspection.inspect_model writes for the forest (files omitted),
+    with the regressor's long/double/string signature, so that pandas is needed."""
     base: dict[str, Any] = {
         "config_version": 1,
         "flavor": "sklearn",
@@ -34,7 +46,7 @@ def config(**overrides: Any) -> dict[str, Any]:
         "python_version": "3.11.7",
         "flavor_library_version": "1.9.1",
         "requirements": list(FOREST_REQUIREMENTS),
-        "signature": {"inputs": COLUMNS, "outputs": None, "params": None},
+        "signature": {"inputs": MIXED, "outputs": None, "params": None},
         "input_example": None,
     }
     base.update(overrides)
@@ -54,24 +66,50 @@ def plan(cfg: dict[str, Any], python: str | None = None, arch: str = "x86_64") -
 
 
 def test_forest_plan() -> None:
-    assert plan(config()) == BundlePlan(
+    # the README forest: double columns only, so the handler scores it from a 2-D array
+    forest = config(signature={"inputs": COLUMNS, "outputs": None, "params": None})
+    assert plan(forest) == BundlePlan(
         python_version="3.11",
         arch="x86_64",
         requirements=[
             "fastapi>=0.110",
             "mangum>=0.17",
             "numpy==2.4.6",
-            "pandas==3.1.1",
             "scikit-learn==1.9.1",
             "scipy==1.17.1",
             "skops==0.16.0",
         ],
         dropped=[
             Dropped("mlflow==3.17.2", MLFLOW_REASON),
+            Dropped("pandas==3.1.1", f"not needed at run time: {NUMERIC_REASON}"),
             Dropped("pytest==9.2.0", DEV_REASON),
         ],
-        needs_pandas=True,
+        needs_pandas=False,
+        pandas_reason=NUMERIC_REASON,
     )
+
+
+def test_forced_pandas_keeps_the_models_pin() -> None:
+    # the build's retry when the pandas-free bundle fails its import-and-predict check
+    warnings = Warnings()
+    forest = config(signature={"inputs": COLUMNS, "outputs": None, "params": None})
+    result = plan_bundle(forest, python=None, arch="x86_64", warn=warnings, force_pandas=True)
+    assert warnings == []
+    assert (result.needs_pandas, result.pandas_reason) == (
+        True,
+        "asked for (the bundle without pandas failed its import-and-predict check)",
+    )
+    assert "pandas==3.1.1" in result.requirements
+    assert [d.requirement for d in result.dropped] == ["mlflow==3.17.2", "pytest==9.2.0"]
+
+
+def test_mixed_signature_keeps_pandas_and_forcing_changes_nothing() -> None:
+    cfg = config()
+    reason = "the model's signature has a 'string' column 'city'"
+    for force in (False, True):
+        result = plan_bundle(cfg, python=None, arch="x86_64", warn=Warnings(), force_pandas=force)
+        assert (result.needs_pandas, result.pandas_reason) == (True, reason)
+        assert "pandas==3.1.1" in result.requirements
 
 
 def test_tensor_signature_drops_pandas_and_pickle_needs_no_loader() -> None:
@@ -100,8 +138,40 @@ def test_tensor_signature_drops_pandas_and_pickle_needs_no_loader() -> None:
 @pytest.mark.parametrize(
     ("signature_inputs", "example", "expected"),
     [
-        (COLUMNS, None, (True, "the model's signature has named columns")),
-        (TENSOR + COLUMNS, None, (True, "the model's signature has named columns")),
+        (COLUMNS, None, (False, NUMERIC_REASON)),
+        (NUMERIC, {"dataframe_split": {"data": [[1]]}}, (False, NUMERIC_REASON)),
+        (MIXED, None, (True, "the model's signature has a 'string' column 'city'")),
+        (
+            [*COLUMNS, {"type": "datetime", "name": "when"}],
+            None,
+            (True, "the model's signature has a 'datetime' column 'when'"),
+        ),
+        (
+            [{"type": "binary", "name": "b"}],
+            None,
+            (True, "the model's signature has a 'binary' column 'b'"),
+        ),
+        (
+            [{"type": "array", "items": {"type": "double"}, "name": "v"}],
+            None,
+            (True, "the model's signature has a 'array' column 'v'"),
+        ),
+        (
+            [{"type": "object", "properties": {}, "name": "o"}],
+            None,
+            (True, "the model's signature has a 'object' column 'o'"),
+        ),
+        (
+            [{"type": "map", "values": {"type": "double"}, "name": "m"}],
+            None,
+            (True, "the model's signature has a 'map' column 'm'"),
+        ),
+        (
+            [{"type": "double"}, {"type": "double"}],
+            None,
+            (True, "the model's signature has unnamed columns"),
+        ),
+        (TENSOR + COLUMNS, None, (True, "the model's signature has unnamed columns")),
         (
             TENSOR,
             {"dataframe_split": {"data": [[1]]}},
@@ -113,7 +183,16 @@ def test_tensor_signature_drops_pandas_and_pickle_needs_no_loader() -> None:
             (False, "the model has no signature and its input example is a plain array"),
         ),
         (None, {"instances": [{"a": 1}]}, (True, "the model has no tensor signature")),
-        (None, {"dataframe_split": {"data": [[1]]}}, (True, "the model has no tensor signature")),
+        (
+            None,
+            {"dataframe_split": {"data": [[1]]}},
+            (True, "the model has no signature and its input example is a DataFrame"),
+        ),
+        (
+            None,
+            {"dataframe_records": [{"a": 1}]},
+            (True, "the model has no signature and its input example is a DataFrame"),
+        ),
         (None, None, (True, "the model has no tensor signature")),
     ],
 )
