@@ -13,14 +13,17 @@ second call finds the registered model and reuses it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 
-from tests.mlflow_models import TREE_TRUSTED, use_tracking_store
+# MLflow >= 3.14 saves sklearn models with skops and refuses tree ensembles unless the
+# tree type is trusted explicitly (FINDINGS: UntrustedTypesFoundException otherwise).
+TREE_TRUSTED = ["sklearn.tree._tree.Tree"]
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,25 @@ def _large_model() -> tuple[Any, pd.DataFrame]:
 
 
 _SPECS = {
-    "readme": ("MyRandomForest", "README example (100 trees, 4 features)", _readme_model, (0.1, 7.0)),
+    "readme": (
+        "MyRandomForest",
+        "README example (100 trees, 4 features)",
+        _readme_model,
+        (0.1, 7.0),
+    ),
     "large": ("BenchForest500", "500-tree forest, 20 features", _large_model, (-3.0, 3.0)),
 }
+
+
+def use_tracking_store(root: Path) -> str:
+    """Point MLflow (and child processes) at a sqlite store under ``root``; return its URI."""
+    import mlflow
+
+    root.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    return uri
 
 
 def ensure_model(key: str, store: Path) -> BenchModel:
@@ -90,10 +109,10 @@ def ensure_model(key: str, store: Path) -> BenchModel:
     client = mlflow.MlflowClient()
     uri = f"models:/{name}/latest"
     try:
-        versions = client.search_model_versions(f"name = '{name}'")
+        found = bool(client.search_model_versions(f"name = '{name}'"))
     except MlflowException:
-        versions = []
-    if not versions:
+        found = False
+    if not found:
         experiment = "mlflow-lambda-bench"
         if mlflow.get_experiment_by_name(experiment) is None:
             mlflow.create_experiment(experiment, artifact_location=(store / "artifacts").as_uri())

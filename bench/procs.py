@@ -122,7 +122,9 @@ class Client:
             self._conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self._conn
 
-    def post(self, path: str, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
+    def post(
+        self, path: str, body: bytes, content_type: str = "application/json"
+    ) -> tuple[int, bytes]:
         """POST ``body``; return status and response body (reconnects once if dropped)."""
         for attempt in (1, 2):
             conn = self._connection()

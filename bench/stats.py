@@ -86,9 +86,11 @@ def summaries(samples: dict[str, Sequence[float]]) -> dict[str, dict[str, Any]]:
 
 
 def fmt_ms(value: float) -> str:
-    """Milliseconds for a table: 3 significant figures, seconds from 10 s up."""
+    """Milliseconds for a table: about 3 significant figures, in seconds from 1 s up."""
     if value >= 10_000:
         return f"{value / 1000:.1f} s"
+    if value >= 1000:
+        return f"{value / 1000:.2f} s"
     if value >= 100:
         return f"{value:.0f} ms"
     if value >= 10:

@@ -59,7 +59,7 @@ def _quiet_access_log() -> None:
     log.setLevel(logging.INFO)
     log.propagate = False
     if not log.handlers:
-        log.addHandler(logging.StreamHandler(open(os.devnull, "w")))  # noqa: SIM115
+        log.addHandler(logging.StreamHandler(open(os.devnull, "w")))
 
 
 def in_process(
@@ -118,6 +118,14 @@ def _start_server(
     return proc, ms, answer
 
 
+def _server_argv(name: str, model: BenchModel, bundle: Bundle, port: int) -> list[str]:
+    if name == "ours_serve":
+        return [str(VENV_BIN / "mlflow-lambda"), "serve", str(bundle.outdir),
+                "-h", procs.HOST, "-p", str(port)]  # fmt: skip
+    return [str(VENV_BIN / "mlflow"), "models", "serve", "-m", model.uri,
+            "--env-manager", "local", "-h", procs.HOST, "-p", str(port)]  # fmt: skip
+
+
 def over_http(
     model: BenchModel, bundle: Bundle, counts: dict[int, int], budget_s: float, logdir: Path,
     say: Callable[[str], None],
@@ -128,16 +136,10 @@ def over_http(
     launch: dict[str, float] = {}
     answers: dict[str, bytes] = {}
     try:
-        for name, argv_of in (
-            ("ours_serve", lambda p: [str(VENV_BIN / "mlflow-lambda"), "serve",
-                                      str(bundle.outdir), "-h", procs.HOST, "-p", str(p)]),
-            ("mlflow_serve", lambda p: [str(VENV_BIN / "mlflow"), "models", "serve", "-m",
-                                        model.uri, "--env-manager", "local", "-h", procs.HOST,
-                                        "-p", str(p)]),
-        ):  # fmt: skip
+        for name in ("ours_serve", "mlflow_serve"):
             port = procs.free_port()
             proc, launch[name], answers[name] = _start_server(
-                name, argv_of(port), port, first, logdir
+                name, _server_argv(name, model, bundle, port), port, first, logdir
             )
             servers[name] = (proc, port)
         clients = {name: procs.Client(port) for name, (_, port) in servers.items()}
@@ -178,7 +180,8 @@ def _same_predictions(clients: dict[str, procs.Client], body: bytes) -> bool:
 
 def _tree_memory(pid: int) -> list[dict[str, Any]]:
     return [
-        {"cmd": procs.command_line(p), "peak_rss_mb": mb} for p, mb in procs.tree_rss_mb(pid).items()
+        {"cmd": procs.command_line(p), "peak_rss_mb": mb}
+        for p, mb in procs.tree_rss_mb(pid).items()
     ]
 
 

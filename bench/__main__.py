@@ -1,0 +1,237 @@
+"""``python -m bench``: measure, then write bench/results/latest.{md,json,png}.
+
+    python -m bench            # the full run (about 15 minutes on 2 cores)
+    python -m bench --quick    # few runs of everything cheap, for a smoke test (2-3 minutes)
+
+Phases, in this order: log the models into a store under ``--workdir``, build their bundles,
+cold start, warm latency (and memory), size, build time. ``--skip`` leaves phases out.
+Benchmarks are not tests: nothing here asserts on a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import buildtime, coldstart, sizes, warm
+from bench.bundles import Bundle, build_bundle, remove_task_root, task_root
+from bench.chart import draw
+from bench.models import BenchModel, ensure_model
+from bench.report import render
+from bench.summary import summarize_results
+
+ROOT = Path(__file__).resolve().parent.parent
+PHASES = ("cold", "warm", "size", "build")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many runs of each measurement."""
+
+    cold_runs: int  # rounds of every cold path, per model
+    warmup: bool  # one untimed cold round first (page cache)
+    counts: dict[int, int]  # warm requests per side, by rows per request
+    budget_s: float  # warm seconds per side and size, at most
+    build_cold: int
+    build_warm: int
+
+
+FULL = Plan(7, True, {1: 300, 2: 300, 100: 200, 1000: 100, 10_000: 30}, 20.0, 2, 3)
+QUICK = Plan(2, False, {1: 20, 2: 20, 100: 10, 1000: 10, 10_000: 5}, 1.5, 0, 1)
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, RAM, OS and the current load average."""
+    cpu = "unknown CPU"
+    ram_gb = 0.0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram_gb = int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return {"cpu": cpu, "nproc": os.cpu_count(), "ram_gb": ram_gb,
+            "os": platform.platform(terse=True), "load_before": _load()}  # fmt: skip
+
+
+def _load() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def wait_quiet(max_load: float, minutes: float) -> None:
+    """Wait up to ``minutes`` for the 1-minute load average to fall below ``max_load``."""
+    end = time.monotonic() + minutes * 60
+    while os.getloadavg()[0] >= max_load and time.monotonic() < end:
+        say(f"load average {_load()}: waiting for < {max_load} ...")
+        time.sleep(30)
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in ("mlflow", "scikit-learn", "pandas", "numpy", "awslambdaric", "fastapi"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def default_workdir() -> Path:
+    """``~/.cache/mlflow-lambda/bench`` (``$XDG_CACHE_HOME`` if set)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "mlflow-lambda" / "bench"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="few runs, for a smoke test")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    # Not under build/: `mlflow-lambda package -o build/` replaces that directory whole.
+    p.add_argument("--workdir", type=Path, default=default_workdir(),
+                   help="MLflow store, bundles and logs (kept between runs)")  # fmt: skip
+    p.add_argument("--models", help="comma-separated: readme,large [default: both; "
+                   "--quick: readme]")  # fmt: skip
+    p.add_argument("--skip", default="", help=f"comma-separated phases to skip: {PHASES}")
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="MINUTES",
+                   help="first wait up to MINUTES for a load average below --max-load")  # fmt: skip
+    p.add_argument("--max-load", type=float, default=1.5)
+    p.add_argument("--render", type=Path, metavar="JSON",
+                   help="measure nothing: render the report again from a latest.json")  # fmt: skip
+    return p.parse_args(argv)
+
+
+def _bundles(models: dict[str, BenchModel], work: Path) -> dict[str, Bundle]:
+    out = {}
+    for key, model in models.items():
+        say(f"building the {key} bundle (x86_64) ...")
+        out[key] = build_bundle(model.uri, work / "bundles" / f"{key}-x86_64")
+        say(f"  {out[key].manifest['sizes']['unzipped_bytes'] / 2**20:.1f} MB unzipped, "
+            f"bytecode {out[key].bytecode_mode}, {out[key].build_s:.1f} s")  # fmt: skip
+    return out
+
+
+def measure(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Run every phase not skipped, filling ``results`` as it goes."""
+    cfg = QUICK if args.quick else FULL
+    skip = {s for s in args.skip.split(",") if s}
+    work = args.workdir.resolve()
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+    keys = args.models or ("readme" if args.quick else "readme,large")
+    models = {k: ensure_model(k, work / "store") for k in keys.split(",") if k}
+    bundles = _bundles(models, work)
+    notes = results["meta"]["notes"]
+    for key, model in models.items():
+        b = bundles[key]
+        results["models"][key] = {
+            "title": model.title, "uri": model.uri, "bytecode_mode": b.bytecode_mode,
+            "memory_size_in_template_mb": b.memory_mb, "runtime": b.manifest["runtime"],
+            "unzipped_bytes": b.manifest["sizes"]["unzipped_bytes"],
+            "zipped_bytes": b.manifest["sizes"]["zipped_bytes"],
+        }  # fmt: skip
+        results["meta"]["bundle_python"] = b.manifest["python_version"]
+        if b.note:
+            notes.append(f"{key}: {b.note}; measured with bytecode mode {b.bytecode_mode!r}")
+    for key, model in models.items():
+        if "cold" not in skip:
+            root = work / "task" / key
+            remove_task_root(root)
+            task_root(bundles[key], root)
+            try:
+                say(f"cold start, {key} ...")
+                results["cold"][key] = coldstart.run(
+                    model, root, bundles[key], runs=cfg.cold_runs, warmup=cfg.warmup, say=say
+                )
+            finally:
+                remove_task_root(root)
+        if "warm" not in skip:
+            say(f"warm latency, {key} ...")
+            inproc = warm.in_process(model, bundles[key], cfg.counts, cfg.budget_s, say)
+            http = warm.over_http(model, bundles[key], cfg.counts, cfg.budget_s, work / "logs", say)
+            results["warm"][key] = {"in_process": inproc, "http": http}
+    readme = models.get("readme") or next(iter(models.values()))
+    base = bundles[readme.key]
+    if "size" not in skip:
+        arches = {"x86_64": base}
+        if not args.quick:
+            say("building the arm64 bundle ...")
+            arches["arm64"] = build_bundle(readme.uri, work / "bundles" / f"{readme.key}-arm64",
+                                           arch="arm64")  # fmt: skip
+        for arch, bundle in arches.items():
+            say(f"sizes, {arch} ...")
+            entry: dict[str, Any] = {"bundle": sizes.bundle_sizes(bundle)}
+            if not args.quick:
+                entry["naive"] = sizes.naive_sizes(bundle)
+            results["size"][arch] = entry
+    if "build" not in skip:
+        say("build time ...")
+        results["build"] = buildtime.run(
+            readme.uri, base, cold_runs=cfg.build_cold, warm_runs=cfg.build_warm, say=say
+        )
+
+
+def write(results: dict[str, Any], out: Path) -> None:
+    """latest.json (raw samples and summary), latest.md and latest.png, each replaced whole."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize_results(results)
+    chart = None
+    if results["models"] and any(summary["models"][k]["cold"] for k in summary["models"]):
+        draw(results, summary, out / "latest.png.tmp")
+        os.replace(out / "latest.png.tmp", out / "latest.png")
+        chart = "latest.png"
+    doc = {"results": results, "summary": summary}
+    (out / "latest.json.tmp").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    os.replace(out / "latest.json.tmp", out / "latest.json")
+    (out / "latest.md.tmp").write_text(render(results, summary, chart))
+    os.replace(out / "latest.md.tmp", out / "latest.md")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.render:
+        write(json.loads(args.render.read_text())["results"], args.out)
+        say(f"wrote {args.out / 'latest.md'}")
+        return 0
+    if args.wait_quiet:
+        wait_quiet(args.max_load, args.wait_quiet)
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "meta": {
+            "command": " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)]),
+            "quick": args.quick, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine(), "python": platform.python_version(), "versions": _versions(),
+            "notes": [],
+        },
+        "models": {}, "cold": {}, "warm": {}, "size": {}, "build": {},
+    }  # fmt: skip
+    try:
+        measure(args, results)
+    finally:  # keep what was measured, even when a later phase failed
+        results["meta"]["duration_s"] = time.monotonic() - started
+        results["meta"]["machine"]["load_after"] = _load()
+        raw = args.workdir / "last-results.json"
+        raw.write_text(json.dumps({"results": results}, indent=1) + "\n")
+        say(f"raw results in {raw}")
+    write(results, args.out)
+    say(f"wrote {args.out / 'latest.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

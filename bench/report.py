@@ -1,0 +1,310 @@
+"""Render ``latest.md`` (and the README summary table) from results and their summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.sizes import MB, top_rows
+from bench.stats import fmt_ms, fmt_spread
+
+_COLD_LABELS = {
+    "ours": "ours: `invoke` path (RIE + awslambdaric), spawn to first response",
+    "mlflow_load": "MLflow: fresh `python`, `pyfunc.load_model(models:/...)` + predict",
+    "mlflow_load_path": "MLflow: the same from the local model directory",
+    "mlflow_serve": "MLflow: `mlflow models serve`, launch to first answer",
+}
+_WARM_LABELS = {
+    "handler": "ours, handler in-process",
+    "bare": "bare `model.predict`",
+    "ours_serve": "ours, `mlflow-lambda serve` (HTTP)",
+    "mlflow_serve": "`mlflow models serve` (HTTP)",
+}
+
+
+def _mb(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} MiB"
+
+
+def _size(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / MB:.1f} MB"
+
+
+def _x(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def _status(goal: dict[str, Any]) -> str:
+    return {True: "met", False: "**missed**", None: "not measured"}[goal["met"]]
+
+
+def readme_table(results: dict[str, Any], summary: dict[str, Any]) -> str:
+    """The short table for the README: one line per measure, both models side by side."""
+    keys = list(results["models"])
+    head = "| | " + " | ".join(results["models"][k]["title"] for k in keys) + " |"
+    lines = [head, "|---" * (len(keys) + 1) + "|"]
+
+    def row(label: str, cell: Any) -> None:
+        lines.append(f"| {label} | " + " | ".join(cell(summary["models"][k]) for k in keys) + " |")
+
+    def cold_pair(s: dict[str, Any], path: str) -> str:
+        c = s["cold"]
+        if "ours" not in c or path not in c:
+            return "n/a"
+        return (
+            f"{fmt_ms(c['ours']['median'])} vs {fmt_ms(c[path]['median'])} ({_x(c['ratio'][path])})"
+        )
+
+    def warm_pair(s: dict[str, Any], rows: str) -> str:
+        w = s["warm"].get(rows, {})
+        if "ours_serve" not in w or "mlflow_serve" not in w:
+            return "n/a"
+        return (
+            f"{fmt_ms(w['ours_serve']['median'])} vs {fmt_ms(w['mlflow_serve']['median'])} "
+            f"({_x(w.get('serve_ratio'))})"
+        )
+
+    row(
+        "cold start to first prediction, ours vs `pyfunc.load_model` + predict",
+        lambda s: cold_pair(s, "mlflow_load"),
+    )
+    row("cold start, ours vs `mlflow models serve`", lambda s: cold_pair(s, "mlflow_serve"))
+    row("warm p50, 2 rows, HTTP: ours vs `mlflow models serve`", lambda s: warm_pair(s, "2"))
+    row(
+        "warm p50, 10 000 rows, HTTP: ours vs `mlflow models serve`",
+        lambda s: warm_pair(s, "10000"),
+    )
+    row(
+        "handler overhead over bare predict, p50, 2 rows",
+        lambda s: fmt_ms(s["warm"].get("2", {}).get("overhead_p50_ms", float("nan"))),
+    )
+    row(
+        "peak RSS, ours vs `mlflow models serve` (both processes)",
+        lambda s: (
+            f"{_mb(s['memory'].get('ours_first_mb'))} vs "
+            f"{_mb(s['memory'].get('mlflow_serve_first_mb'))}"
+        ),
+    )
+    row(
+        "recommended `MemorySize`",
+        lambda s: f"{s['memory'].get('recommended_memory_mb', 'n/a')} MB",
+    )
+    return "\n".join(lines)
+
+
+def _meta(meta: dict[str, Any]) -> list[str]:
+    m = meta["machine"]
+    return [
+        f"Command: `{meta['command']}` ({'quick' if meta['quick'] else 'full'} run, "
+        f"{meta['duration_s'] / 60:.1f} min, {meta['date']}).",
+        f"Machine: {m['cpu']}, {m['nproc']} cores, {m['ram_gb']:.0f} GB RAM, {m['os']}; "
+        f"load average {m['load_before']} before, {m['load_after']} after.",
+        f"Versions: host Python {meta['python']}, MLflow {meta['versions'].get('mlflow')}, "
+        f"scikit-learn {meta['versions'].get('scikit-learn')}, pandas "
+        f"{meta['versions'].get('pandas')}; bundles run on Python {meta.get('bundle_python')}.",
+    ]
+
+
+def _cold_section(results: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    out = [
+        "## 1. Cold start",
+        "",
+        "Median wall time (min-max over the runs), process start to "
+        "the first successful prediction of a 2-row request. Ratio: ours / theirs.",
+        "",
+    ]
+    for key, model in results["models"].items():
+        c = summary["models"][key]["cold"]
+        out += [
+            f"### {model['title']}",
+            "",
+            "| path | median (min-max, n) | IQR | ours / this |",
+            "|---|---|---|---|",
+        ]
+        for path, label in _COLD_LABELS.items():
+            if path in c:
+                iqr = fmt_ms(c[path]["p75"] - c[path]["p25"])
+                rel = _x(c.get("ratio", {}).get(path)) if path != "ours" else ""
+                out.append(f"| {label} | {fmt_spread(c[path])} | {iqr} | {rel} |")
+        if "ours_init" in c:
+            out.append(
+                f"| ours: Init Duration as Lambda reports it | {fmt_spread(c['ours_init'])} | | |"
+            )
+        out.append("")
+    return out
+
+
+def _warm_section(results: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    out = [
+        "## 2. Warm latency and throughput",
+        "",
+        "p50 / p99 per request, one client, one request at a time, `dataframe_split`. "
+        "Overhead: handler p50 minus bare predict p50. Throughput: rows/s of that one client.",
+        "",
+    ]
+    for key, model in results["models"].items():
+        w = summary["models"][key]["warm"]
+        out += [
+            f"### {model['title']}",
+            "",
+            "| rows | "
+            + " | ".join(_WARM_LABELS.values())
+            + " | overhead | HTTP ours / MLflow | rows/s ours (HTTP) | rows/s MLflow |",
+            "|---" * (len(_WARM_LABELS) + 5) + "|",
+        ]
+        for rows, entry in w.items():
+            cells = []
+            for name in _WARM_LABELS:
+                s = entry.get(name)
+                cells.append(f"{fmt_ms(s['median'])} / {fmt_ms(s['p99'])}" if s else "n/a")
+            over = entry.get("overhead_p50_ms")
+            rate = [entry.get(n, {}).get("rows_per_s") for n in ("ours_serve", "mlflow_serve")]
+            out.append(
+                f"| {int(rows):,} | "
+                + " | ".join(cells)
+                + f" | {fmt_ms(over) if over is not None else 'n/a'}"
+                + f" | {_x(entry.get('serve_ratio'))}"
+                + "".join(f" | {r:,.0f}" if r else " | n/a" for r in rate)
+                + " |"
+            )
+        http = results["warm"].get(key, {}).get("http", {})
+        launch = http.get("launch_to_first_answer_ms", {})
+        if launch:
+            out += [
+                "",
+                "Launch to first answer of the two servers (one sample each): "
+                + ", ".join(f"{_WARM_LABELS[n]} {fmt_ms(v)}" for n, v in launch.items())
+                + f". Predictions equal on a 100-row request: {http.get('predictions_match')}.",
+            ]
+        out.append("")
+    return out
+
+
+def _memory_section(results: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    out = [
+        "## 3. Memory",
+        "",
+        "Peak RSS (VmHWM). Ours: the Lambda runtime process (what Lambda's "
+        '"Max Memory Used" counts); MLflow\'s server: its two processes.',
+        "",
+        "| model | ours, first prediction | ours, after the warm run | MLflow serve, first "
+        "prediction (worker alone) | MLflow serve, after the warm run | ours / MLflow "
+        "(/ worker) | `pyfunc.load_model` process | recommended `MemorySize` |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, model in results["models"].items():
+        m = summary["models"][key]["memory"]
+        cells = [
+            model["title"],
+            _mb(m.get("ours_first_mb")),
+            _mb(m.get("ours_after_warm_mb")),
+            f"{_mb(m.get('mlflow_serve_first_mb'))} ({_mb(m.get('mlflow_worker_first_mb'))})",
+            _mb(m.get("mlflow_serve_after_warm_mb")),
+            f"{_x(m.get('ratio_total'))} ({_x(m.get('ratio_worker'))})",
+            _mb(m.get("mlflow_load_first_mb")),
+            f"{m.get('recommended_memory_mb', 'n/a')} MB",
+        ]
+        out.append("| " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "Recommended `MemorySize`: `infra.template.suggest_memory_mb` of our largest peak "
+        "(peak x 1.25 + 64 MB, rounded up to 128 MB, at least 512 MB).",
+        "",
+    ]
+    return out
+
+
+def _size_section(results: dict[str, Any]) -> list[str]:
+    size = results.get("size", {})
+    if not size:
+        return []
+    out = [
+        "## 4. Size",
+        "",
+        "Bundle of the README example vs a naive `pip install -t` of the same "
+        "distributions (pip's defaults, zipped with the same deflate level 9).",
+        "",
+        "| arch | ours unzipped | ours zipped | naive unzipped | naive zipped |",
+        "|---|---|---|---|---|",
+    ]
+    for arch, entry in size.items():
+        b, n = entry.get("bundle", {}), entry.get("naive", {})
+        out.append(
+            f"| {arch} | {_size(b.get('unzipped_bytes'))} | {_size(b.get('zipped_bytes'))} "
+            f"| {_size(n.get('unzipped_bytes'))} | {_size(n.get('zipped_bytes'))} |"
+        )
+    for arch, entry in size.items():
+        if "bundle" not in entry:
+            continue
+        naive = entry.get("naive", {}).get("packages", {})
+        out += [
+            "",
+            f"Per package, {arch} (ours unzipped / zipped; naive unzipped / zipped):",
+            "",
+            "| package | ours | naive |",
+            "|---|---|---|",
+        ]
+        for name, unzipped, zipped in top_rows(entry["bundle"], n=10):
+            other = naive.get(name)
+            theirs = (
+                f"{_size(other['unzipped_bytes'])} / {_size(other['zipped_bytes'])}"
+                if other
+                else ""
+            )
+            out.append(f"| {name} | {_size(unzipped)} / {_size(zipped)} | {theirs} |")
+        if entry.get("naive", {}).get("command"):
+            out += ["", f"Naive command: `{entry['naive']['command']}`"]
+    out.append("")
+    return out
+
+
+def _build_section(results: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    build = summary.get("build", {})
+    if not build:
+        return []
+    labels = {
+        "cold": "cold (every cache empty)",
+        "wheels_cached": "wheels cached, deps rebuilt",
+        "warm": "warm (prepared-deps cache hit)",
+    }
+    out = [
+        "## 5. Build time",
+        "",
+        f"`{results['build']['command']}`, README example, x86_64.",
+        "",
+        "| build | median (min-max, n) |",
+        "|---|---|",
+    ]
+    for name, s in build.items():
+        d = {k: v * 1000 if isinstance(v, float) else v for k, v in s.items()}
+        out.append(f"| {labels.get(name, name)} | {fmt_spread(d)} |")
+    out.append("")
+    return out
+
+
+def render(results: dict[str, Any], summary: dict[str, Any], chart: str | None) -> str:
+    """The whole ``latest.md``."""
+    lines = ["# mlflow-lambda benchmarks", "", *_meta(results["meta"]), ""]
+    lines += ["## Summary", "", readme_table(results, summary), ""]
+    if chart:
+        lines += [f"![benchmark chart]({chart})", ""]
+    lines += [
+        "## Goals",
+        "",
+        "| model | goal | value | status | measured as |",
+        "|---|---|---|---|---|",
+    ]
+    for g in summary["goals"]:
+        value = (
+            "n/a"
+            if g["value"] is None
+            else (f"{g['value']:.2f} ms" if g["name"] == "warm overhead" else f"{g['value']:.2f}x")
+        )
+        lines.append(f"| {g['model']} | {g['target']} | {value} | {_status(g)} | {g['detail']} |")
+    lines.append("")
+    lines += _cold_section(results, summary) + _warm_section(results, summary)
+    lines += _memory_section(results, summary) + _size_section(results)
+    lines += _build_section(results, summary)
+    notes = results["meta"].get("notes", [])
+    if notes:
+        lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    return "\n".join(lines)
