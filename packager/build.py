@@ -22,12 +22,12 @@ from infra.events import write_events
 from infra.template import TemplateOptions, suggest_memory_mb, write_template
 from packager import assemble, bytecode, sizes
 from packager.deps import DepsOptions, prepare_dependencies
-from packager.errors import PackagingError
-from packager.importcheck import import_check
+from packager.errors import BundleCheckError, PackagingError
+from packager.importcheck import ImportCheck, import_check
 from packager.inspection import write_model_config
 from packager.install import RuntimeTooOldError
 from packager.manifest import Manifest
-from packager.plan import plan_bundle
+from packager.plan import BundlePlan, plan_bundle
 from packager.resolve import resolve_model
 
 Progress = Callable[[str], None]
@@ -52,6 +52,7 @@ class BuildOptions:
     bytecode_mode: str | None = None  # None: pyc-only for a zip's dependencies, else unchecked
     cache_dir: Path | None = None  # wheels/ and prepared deps/ [~/.cache/mlflow-lambda]
     check_import: bool = True
+    with_pandas: bool = False  # keep pandas even when the signature is all numeric
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,44 @@ class BuildResult:
     template_path: Path
     artifact_path: Path  # bundle.zip, or the image context directory
     warnings: list[str] = field(default_factory=list)
+
+
+def _dependencies(
+    config: dict[str, Any],
+    plan: BundlePlan,
+    deps: Path,
+    opts: BuildOptions,
+    deps_opts: DepsOptions,
+    progress: Progress,
+    warn: Progress,
+) -> tuple[BundlePlan, dict[str, str], Path | None]:
+    """Prepare the plan's dependencies in ``deps``; return the plan actually used.
+
+    When the training Python's Lambda runtime has too old a glibc for the model's pins
+    (python3.10/3.11 run on Amazon Linux 2, glibc 2.26; numpy >= 2.3 needs 2.28), keep the
+    pins, which the model must load with, and move to the runtime install suggests, unless
+    the user chose ``--python``.
+    """
+    interpreter = bytecode.find_interpreter(plan.python_version)
+    try:
+        installed = prepare_dependencies(
+            plan, deps, deps_opts, interpreter=interpreter, progress=progress
+        )
+    except RuntimeTooOldError as exc:
+        if opts.python is not None:
+            raise
+        warn(f"{exc}; using python{exc.suggested_python} instead (--python to choose)")
+        plan = plan_bundle(
+            config, python=exc.suggested_python, arch=plan.arch, warn=warn,
+            force_pandas=opts.with_pandas,
+        )  # fmt: skip
+        interpreter = bytecode.find_interpreter(plan.python_version)
+        shutil.rmtree(deps)
+        deps.mkdir()
+        installed = prepare_dependencies(
+            plan, deps, deps_opts, interpreter=interpreter, progress=progress
+        )
+    return plan, installed, interpreter
 
 
 def _deps_bytecode(opts: BuildOptions) -> str:
@@ -164,7 +203,9 @@ def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResul
         progress(f"resolving {opts.model_uri}")
         resolved = resolve_model(opts.model_uri, work / "download", tracking_uri=opts.tracking_uri)
         config = write_model_config(resolved.local_dir, app / "model.json")
-        plan = plan_bundle(config, python=opts.python, arch=opts.arch, warn=warn_)
+        plan = plan_bundle(
+            config, python=opts.python, arch=opts.arch, warn=warn_, force_pandas=opts.with_pandas
+        )
         progress(
             f"{config['flavor']} model ({config['serialization_format']}) -> "
             f"{plan.runtime} {plan.arch}, {len(plan.requirements)} requirements"
@@ -172,25 +213,9 @@ def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResul
         for dropped in plan.dropped:
             progress(f"  left out {dropped.requirement}: {dropped.reason}")
 
-        interpreter = bytecode.find_interpreter(plan.python_version)
-        try:
-            installed = prepare_dependencies(
-                plan, deps, deps_opts, interpreter=interpreter, progress=progress
-            )
-        except RuntimeTooOldError as exc:
-            if opts.python is not None:
-                raise
-            # The training Python's Lambda runtime has too old a glibc for the model's pins
-            # (python3.10/3.11 run on Amazon Linux 2, glibc 2.26; numpy >= 2.3 needs 2.28).
-            # Keep the pins, which the model must load with, and move to a newer runtime.
-            warn_(f"{exc}; using python{exc.suggested_python} instead (--python to choose)")
-            plan = plan_bundle(config, python=exc.suggested_python, arch=opts.arch, warn=warn_)
-            interpreter = bytecode.find_interpreter(plan.python_version)
-            shutil.rmtree(deps)
-            deps.mkdir()
-            installed = prepare_dependencies(
-                plan, deps, deps_opts, interpreter=interpreter, progress=progress
-            )
+        plan, installed, interpreter = _dependencies(
+            config, plan, deps, opts, deps_opts, progress, warn_
+        )
         if interpreter is None:
             warn_(bytecode.missing_interpreter_message(plan.python_version))
 
@@ -206,14 +231,46 @@ def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResul
             bytecode.compile_tree(app, interpreter, mode=app_mode)
 
         peak_mb = None
-        if opts.check_import and not opts.model_location:
+        if opts.check_import:
             progress("checking that the bundle imports and predicts on its own")
-            check = import_check(
-                [app, deps], plan.python_version, plan.arch, config.get("input_example")
-            )
-            if check.skipped:
-                warn_(check.skipped)
-            peak_mb = check.peak_rss_mb
+
+            def check() -> ImportCheck:
+                return import_check(
+                    [app, deps],
+                    plan.python_version,
+                    plan.arch,
+                    config.get("input_example"),
+                    model_dir=resolved.local_dir if opts.model_location else None,
+                )
+
+            try:
+                result = check()
+            except BundleCheckError as exc:
+                if plan.needs_pandas:
+                    raise
+                # The signature is all numeric, but the model itself may want a DataFrame
+                # (a ColumnTransformer selecting columns by name): package it with pandas.
+                first = str(exc).splitlines()[0]
+                warn_(f"without pandas the model failed its check ({first}); adding pandas")
+                plan = plan_bundle(
+                    config, python=plan.python_version, arch=plan.arch, warn=warn_,
+                    force_pandas=True,
+                )  # fmt: skip
+                shutil.rmtree(deps)
+                deps.mkdir()
+                installed = prepare_dependencies(
+                    plan, deps, deps_opts, interpreter=interpreter, progress=progress
+                )
+                result = check()
+            if result.skipped:
+                warn_(result.skipped)
+                if not plan.needs_pandas:
+                    warn_(
+                        "pandas was left out (the signature is all numeric) and the model could "
+                        "not be tried without it here; if it selects columns by name, package "
+                        "with --with-pandas"
+                    )
+            peak_mb = result.peak_rss_mb
 
         if opts.target == "zip":
             for entry in sorted(app.iterdir()):

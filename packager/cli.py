@@ -114,6 +114,12 @@ def cli() -> None:
     help="How dependencies' bytecode ships [default: pyc-only for a zip (sources left out, "
     "~40 MB smaller), unchecked-hash for an image (sources kept)].",
 )
+@click.option(
+    "--with-pandas",
+    is_flag=True,
+    help="Bundle pandas even when the model's signature is all numeric (it is left out then, "
+    "28 MB and ~0.15 s of cold start, unless the model fails without it at the build check).",
+)
 def package(
     model_uri: str,
     outdir: Path,
@@ -126,6 +132,7 @@ def package(
     strip: bool,
     cache_dir: Path | None,
     bytecode: str | None,
+    with_pandas: bool,
 ) -> None:
     """Package an MLflow model into a Lambda bundle, a SAM template and sample events."""
     from packager.build import BuildOptions, build
@@ -143,6 +150,7 @@ def package(
             strip=strip,
             cache_dir=cache_dir,
             bytecode_mode=bytecode,
+            with_pandas=with_pandas,
         ),
         progress=_info,
         warn=_warn,

@@ -42,9 +42,16 @@ class ImportCheck:
 
 
 def import_check(
-    roots: list[Path], python: str, arch: str, example: dict[str, Any] | None
+    roots: list[Path],
+    python: str,
+    arch: str,
+    example: dict[str, Any] | None,
+    *,
+    model_dir: Path | None = None,
 ) -> ImportCheck:
     """Import ``handler.lambda_function`` from ``roots`` alone and score ``example``.
+
+    ``model_dir`` is the model directory when it is not in the bundle (a model on S3).
 
     Raises :class:`BundleCheckError` with the interpreter's last lines when the import or
     the prediction fails.
@@ -61,7 +68,7 @@ def import_check(
         "MLFLOW_LAMBDA_PATHS": json.dumps([str(r) for r in roots]),
         "MLFLOW_LAMBDA_EXAMPLE": json.dumps(example),
         "MODEL_CONFIG": str(roots[0] / "model.json"),
-        "MODEL_DIR": str(roots[0] / "model"),
+        "MODEL_DIR": str(model_dir or roots[0] / "model"),
         "PATH": "/usr/bin:/bin",
         "LOG_LEVEL": "WARNING",
     }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import zipfile
 from pathlib import Path
@@ -15,8 +14,8 @@ import pytest
 import yaml
 
 from packager.bytecode import find_interpreter
-from packager.cli import main
 from packager.inspection import hash_model_files
+from tests.integration.conftest import run_cli
 from tests.mlflow_models import LoggedModel
 
 pytestmark = pytest.mark.integration
@@ -61,32 +60,8 @@ ALLOWED_THIRD_PARTY = {
 }
 
 
-@pytest.fixture(scope="session")
-def cache_dir() -> Path:
-    """Shared with test_install's wheel cache, so a warm machine reuses its downloads."""
-    root = os.environ.get("MLFLOW_LAMBDA_TEST_CACHE")
-    path = Path(root) if root else Path.home() / ".cache" / "mlflow-lambda-tests"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def package(*args: str | Path, capsys: pytest.CaptureFixture[str] | None = None) -> int:
-    """Run the CLI in-process; return its exit status."""
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
-@pytest.fixture(scope="module")
-def forest_build(
-    forest: LoggedModel, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    out = tmp_path_factory.mktemp("forest") / "out"
-    uri = f"models:/{forest.registered_name}/{forest.version}"
-    assert package("package", "-m", uri, "-o", out, "--cache-dir", cache_dir) == 0
-    return out
+def package(*args: str | Path) -> int:
+    return run_cli(*args)
 
 
 def sha256(path: Path) -> str:
@@ -291,3 +266,44 @@ def test_unsupported_flavor_fails_before_installing(
     assert package("package", "-m", model, "-o", tmp_path / "out") == 1
     err = capsys.readouterr().err
     assert "unsupported model flavor 'pytorch'" in err and "supported flavors: sklearn" in err
+
+
+def test_model_that_needs_a_dataframe_gets_pandas_back(
+    mlflow_store: str, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """All-numeric signature, but the pipeline selects columns by name: the pandas-free
+    bundle fails its build check, and the build adds pandas instead of shipping it."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from tests.mlflow_models import _log, mixed_frame
+
+    X, y = mixed_frame()
+    X = X[["age", "income"]]
+    model = Pipeline(
+        [
+            ("prep", ColumnTransformer([("num", StandardScaler(), ["age", "income"])])),
+            ("reg", LinearRegression()),
+        ]
+    ).fit(X, y)
+    logged = _log("by-name", model, X, serialization_format="cloudpickle")
+    out = tmp_path / "out"
+    assert package("package", "-m", logged.model_uri, "-o", out, "--cache-dir", cache_dir) == 0
+    assert "without pandas the model failed its check" in capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["distributions"]["pandas"] == "3.1.1"
+    assert (
+        package(
+            "invoke",
+            out,
+            "--event-type",
+            "direct",
+            "--event",
+            out / "events" / "invocations-direct.json",
+        )
+        == 0
+    )
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["predictions"] == pytest.approx(model.predict(X.head(2)).tolist())
