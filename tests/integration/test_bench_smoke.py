@@ -1,0 +1,205 @@
+"""Smoke test of the benchmark's pure-Python parts on synthetic numbers (no timing, no servers).
+
+Statistics, the summary and its goals, the Markdown report, the chart and the files
+``python -m bench --render`` writes. Runs nothing it would time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.__main__ import main
+from bench.report import readme_table, render
+from bench.stats import fmt_ms, fmt_spread, percentile, ratio, summarize, throughput
+from bench.summary import summarize_results
+
+pytestmark = pytest.mark.integration
+
+
+def _mlflow_serve(wall: float, cli: float, worker: float) -> dict[str, Any]:
+    return {
+        "wall_ms": wall,
+        "peak_rss_mb": cli + worker,
+        "largest_rss_mb": worker,
+        "processes": [
+            {"cmd": "python mlflow models serve", "peak_rss_mb": cli},
+            {"cmd": "python uvicorn", "peak_rss_mb": worker},
+        ],
+    }
+
+
+def synthetic_results() -> dict[str, Any]:
+    ours = [
+        {"wall_ms": w, "init_ms": w - 20, "duration_ms": 15.0, "peak_rss_mb": 160.0}
+        for w in (1000.0, 1100.0, 1200.0)
+    ]
+    load = [{"wall_ms": w, "rows": 2, "peak_rss_mb": 320.0} for w in (3000.0, 2900.0, 3100.0)]
+    path = [{"wall_ms": w, "rows": 2, "peak_rss_mb": 270.0} for w in (2500.0, 2400.0, 2600.0)]
+    serve = [_mlflow_serve(w, 240.0, 275.0) for w in (4000.0, 4200.0, 4400.0)]
+    latency = {
+        "2": {"ours_serve": [8.0, 8.0, 9.0], "mlflow_serve": [6.0, 7.0, 8.0]},
+        "10000": {"ours_serve": [30.0, 32.0, 34.0], "mlflow_serve": [60.0, 64.0, 70.0]},
+    }
+    in_process = {
+        "2": {"handler": [4.5, 4.6, 4.7], "bare": [4.0, 4.0, 4.1]},
+        "10000": {"handler": [22.0, 23.0, 24.0], "bare": [17.0, 17.0, 17.0]},
+    }
+    runtime = "python3.12 -I -S -B /cache/runtime/bootstrap.py handler.lambda_function.handler"
+    http = {
+        "latency_ms": latency,
+        "launch_to_first_answer_ms": {"ours_serve": 2900.0, "mlflow_serve": 4500.0},
+        "predictions_match": True,
+        "memory_after_warm": {
+            "ours_serve": [
+                {"cmd": "python mlflow-lambda serve", "peak_rss_mb": 31.0},
+                {"cmd": runtime, "peak_rss_mb": 170.0},
+            ],
+            "mlflow_serve": [
+                {"cmd": "python mlflow models serve", "peak_rss_mb": 241.0},
+                {"cmd": "python uvicorn", "peak_rss_mb": 280.0},
+            ],
+        },
+    }
+    size_rows = {
+        "scipy": {"unzipped_bytes": 90 * 2**20, "zipped_bytes": 30 * 2**20, "files": 900},
+        "model": {"unzipped_bytes": 2 * 2**20, "zipped_bytes": 2**20 // 10, "files": 7},
+    }
+    bundle = {"unzipped_bytes": 92 * 2**20, "zipped_bytes": 31 * 2**20, "packages": size_rows}
+    return {
+        "meta": {
+            "command": "python -m bench",
+            "quick": False,
+            "date": "2026-01-01 00:00 UTC",
+            "duration_s": 900.0,
+            "machine": {
+                "cpu": "Test CPU",
+                "nproc": 2,
+                "ram_gb": 24.0,
+                "os": "Linux",
+                "load_before": "0.50 / 0.60 / 0.70",
+                "load_after": "1.00 / 0.90 / 0.80",
+            },
+            "python": "3.11.7",
+            "versions": {"mlflow": "3.17.2", "scikit-learn": "1.9.1", "pandas": "3.1.1"},
+            "bundle_python": "3.12",
+            "notes": ["a synthetic note"],
+        },
+        "models": {"readme": {"title": "README example", "uri": "models:/MyRandomForest/latest"}},
+        "cold": {
+            "readme": {
+                "ours": ours,
+                "mlflow_load": load,
+                "mlflow_load_path": path,
+                "mlflow_serve": serve,
+            }
+        },
+        "warm": {"readme": {"in_process": in_process, "http": http}},
+        "size": {"x86_64": {"bundle": bundle}},
+        "build": {
+            "seconds": {"cold": [25.0, 27.0], "wheels_cached": [21.0], "warm": [10.0]},
+            "command": "mlflow-lambda package -m models:/MyRandomForest/latest -o OUTDIR",
+        },
+    }
+
+
+def test_statistics() -> None:
+    samples = [5.0, 1.0, 4.0, 2.0, 3.0]
+    assert summarize(samples).to_dict() == {
+        "n": 5, "median": 3.0, "p25": 2.0, "p75": 4.0, "p99": pytest.approx(4.96),
+        "min": 1.0, "max": 5.0,
+    }  # fmt: skip
+    assert summarize(samples).iqr == 2.0
+    assert percentile([10.0, 20.0], 50) == 15.0
+    assert ratio([1.0, 2.0, 3.0], [4.0, 4.0, 8.0]) == 0.5
+    assert throughput([10.0, 30.0], rows=100) == {"requests_per_s": 50.0, "rows_per_s": 5000.0}
+    assert [fmt_ms(v) for v in (0.5, 12.34, 456.0, 1234.0, 12345.0)] == [
+        "0.50 ms", "12.3 ms", "456 ms", "1.23 s", "12.3 s",
+    ]  # fmt: skip
+    assert fmt_spread(summarize([1000.0, 1100.0, 1300.0])) == "1.10 s (1.00 s-1.30 s, n=3)"
+    with pytest.raises(ValueError, match="empty"):
+        summarize([])
+    with pytest.raises(ValueError, match="q must be"):
+        percentile([1.0], 101)
+
+
+def test_summary_and_goals() -> None:
+    summary = summarize_results(synthetic_results())
+    model = summary["models"]["readme"]
+    assert model["cold"]["ratio"] == {
+        "mlflow_load": pytest.approx(1100 / 3000),
+        "mlflow_load_path": pytest.approx(1100 / 2500),
+        "mlflow_serve": pytest.approx(1100 / 4200),
+    }
+    assert model["warm"]["2"]["overhead_p50_ms"] == pytest.approx(0.6)
+    assert model["warm"]["10000"]["serve_ratio"] == pytest.approx(32 / 64)
+    assert model["memory"] == {
+        "ours_first_mb": 160.0,
+        "mlflow_serve_first_mb": 515.0,
+        "mlflow_worker_first_mb": 275.0,
+        "mlflow_load_first_mb": 320.0,
+        "ours_after_warm_mb": 170.0,
+        "mlflow_serve_after_warm_mb": 521.0,
+        "recommended_memory_mb": 512,
+        "ratio_total": pytest.approx(160 / 515),
+        "ratio_worker": pytest.approx(160 / 275),
+    }
+    met = {(g["name"], g["met"]) for g in summary["goals"]}
+    assert met == {
+        ("cold start", True),
+        ("warm overhead", True),
+        ("10 000 rows", True),
+        ("peak RSS", True),
+    }
+    assert summary["build"]["cold"]["median"] == 26.0
+
+
+def test_missing_measurements_are_not_measured() -> None:
+    results = synthetic_results()
+    results["cold"] = {}
+    results["warm"] = {}
+    goals = summarize_results(results)["goals"]
+    assert [(g["name"], g["met"]) for g in goals] == [
+        ("cold start", None), ("warm overhead", None), ("10 000 rows", None), ("peak RSS", None),
+    ]  # fmt: skip
+
+
+def test_report_rendering() -> None:
+    results = synthetic_results()
+    summary = summarize_results(results)
+    table = readme_table(results, summary).splitlines()
+    assert table[0] == "| | README example |"
+    assert table[2] == (
+        "| cold start to first prediction, ours vs `pyfunc.load_model` + predict "
+        "| 1.10 s vs 3.00 s (0.37x) |"
+    )
+    assert "| warm p50, 10 000 rows, HTTP: ours vs `mlflow models serve` | 32.0 ms vs 64.0 ms " \
+        "(0.50x) |" in table  # fmt: skip
+    md = render(results, summary, "latest.png")
+    assert "Machine: Test CPU, 2 cores, 24 GB RAM, Linux; load average 0.50 / 0.60 / 0.70" in md
+    assert "| readme | ours <= 0.4 x mlflow.pyfunc.load_model + predict (fresh process) " \
+        "| 0.37x | met |" in md  # fmt: skip
+    # p99 of [30, 32, 34] interpolates to 33.96; rows/s = 10 000 / mean latency
+    assert (
+        "| 10,000 | 23.0 ms / 24.0 ms | 17.0 ms / 17.0 ms | 32.0 ms / 34.0 ms | 64.0 ms / 69.9 ms "
+        "| 6.00 ms | 0.50x | 312,500 | 154,639 |"
+    ) in md
+    assert "| scipy | 90.0 MB / 30.0 MB |  |" in md
+    assert "| cold (every cache empty) | 26.0 s (25.0 s-27.0 s, n=2) |" in md
+    assert "- a synthetic note" in md
+
+
+def test_render_writes_all_files(tmp_path: Path) -> None:
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps({"results": synthetic_results()}))
+    out = tmp_path / "results"
+    assert main(["--render", str(source), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["latest.json", "latest.md", "latest.png"]
+    assert (out / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    doc = json.loads((out / "latest.json").read_text())
+    assert doc["results"] == synthetic_results()
+    assert doc["summary"]["models"]["readme"]["memory"]["recommended_memory_mb"] == 512
+    assert (out / "latest.md").read_text().startswith("# mlflow-lambda benchmarks\n")
