@@ -31,7 +31,7 @@ demo: $(STAMP)
 	$(BIN)/mlflow-lambda invoke build/ --data examples/payload.json
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)  # e.g. make bench BENCH_ARGS=--quick
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
