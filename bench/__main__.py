@@ -49,6 +49,21 @@ FULL = Plan(7, True, {1: 300, 2: 300, 100: 200, 1000: 100, 10_000: 30}, 20.0, 2,
 QUICK = Plan(2, False, {1: 20, 2: 20, 100: 10, 1000: 10, 10_000: 5}, 1.5, 0, 1)
 
 
+METHOD_NOTES = (
+    "Cold starts run with the bundle and model files in the page cache (as after a first "
+    "start); a real Lambda cold start also fetches and unpacks the code, not measured here.",
+    "`ours` cold start and `mlflow-lambda serve` run the bundle on the bundle's Python with the "
+    "bundle's packages only; the in-process handler and every MLflow path run on the host "
+    "venv (its Python and packages).",
+    "`mlflow-lambda serve` adds a local-only hop (HTTP -> HTTP API event -> Lambda emulator -> "
+    "awslambdaric); on AWS, API Gateway and the Lambda service take its place.",
+    "Warm sides alternate in blocks of 10 requests; cold paths alternate their order per round, "
+    "after one untimed round (full run).",
+    "The package index here is a local mirror, so a cold build downloads faster than over the "
+    "internet.",
+)
+
+
 def say(line: str) -> None:
     print(line, flush=True)
 
@@ -216,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)]),
             "quick": args.quick, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(), "python": platform.python_version(), "versions": _versions(),
-            "notes": [],
+            "notes": list(METHOD_NOTES),
         },
         "models": {}, "cold": {}, "warm": {}, "size": {}, "build": {},
     }  # fmt: skip
