@@ -37,7 +37,6 @@ from packager.errors import BundleCheckError
 
 ZIP_EPOCH_MIN = 315532800  # 1980-01-01T00:00:00Z: zip's DOS date-time cannot go earlier
 ZIP_EPOCH_MAX = 4354819198  # 2107-12-31T23:59:58Z: nor later
-APP_ENTRIES = ("handler", "model", "model.json")  # everything else in staging is a dependency
 DEFAULT_HANDLER = "handler.lambda_function.handler"
 PLATFORMS = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
 # Lambda's managed Python runtimes with a base image public.ecr.aws/lambda/python:<version>,
@@ -115,24 +114,6 @@ def build_image_context(
     _reset(dest)
     _copy_entries(sorted(deps_dir.iterdir()), dest / "deps", epoch)
     _copy_entries(sorted(app_dir.iterdir()), dest / "app", epoch)
-    _write_dockerfile(dest, python, arch, handler, epoch)
-
-
-def image_context_from_staging(
-    root: Path,
-    dest: Path,
-    *,
-    python: str,
-    arch: str,
-    handler: str = DEFAULT_HANDLER,
-    epoch: int | None = None,
-) -> None:
-    """``build_image_context`` from one staging tree: ``APP_ENTRIES`` go to ``app/``."""
-    _check_image_args(python, arch)
-    entries = sorted(root.iterdir())
-    _reset(dest)
-    _copy_entries([e for e in entries if e.name not in APP_ENTRIES], dest / "deps", epoch)
-    _copy_entries([e for e in entries if e.name in APP_ENTRIES], dest / "app", epoch)
     _write_dockerfile(dest, python, arch, handler, epoch)
 
 

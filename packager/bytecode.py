@@ -48,7 +48,6 @@ import re
 import shutil
 import subprocess
 import sys
-import warnings
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,15 +156,6 @@ def missing_interpreter_message(version: str) -> str:
         f"cache bytecode there. Fix: install Python {version} (e.g. `pyenv install {version}` "
         f"or `uv python install {version}`) and package again."
     )
-
-
-def compile_or_warn(root: Path, version: str, *, mode: str = DEFAULT_MODE) -> CompileResult | None:
-    """``compile_tree`` with the target interpreter, or a ``UserWarning`` and None if none."""
-    interpreter = find_interpreter(version)
-    if interpreter is None:
-        warnings.warn(missing_interpreter_message(version), UserWarning, stacklevel=2)
-        return None
-    return compile_tree(root, interpreter, mode=mode)
 
 
 def compile_tree(

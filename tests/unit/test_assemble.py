@@ -7,10 +7,11 @@ import shutil
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from packager.assemble import build_image_context, build_zip, image_context_from_staging
+from packager.assemble import build_image_context, build_zip
 from packager.errors import BundleCheckError
 
 FILES: dict[str, tuple[bytes, int]] = {
@@ -111,6 +112,25 @@ def _listing(root: Path) -> dict[str, tuple[int, int]]:
         p.relative_to(root).as_posix(): (p.stat().st_mode & 0o777, int(p.stat().st_mtime))
         for p in sorted(root.rglob("*"))
     }
+
+
+APP_ENTRIES = ("handler", "model", "model.json")  # what packager.build stages as the app
+
+
+def image_context_from_staging(staging: Path, dest: Path, **kwargs: Any) -> None:
+    """Split one staging tree the way the build does, then build the image context."""
+    parts = staging.parent / f"{staging.name}-parts"
+    shutil.rmtree(parts, ignore_errors=True)
+    for entry in sorted(staging.iterdir()) if staging.is_dir() else []:
+        side = parts / ("app" if entry.name in APP_ENTRIES else "deps")
+        side.mkdir(parents=True, exist_ok=True)
+        if entry.is_dir():
+            shutil.copytree(entry, side / entry.name)
+        else:
+            shutil.copy2(entry, side / entry.name)
+    for side in ("app", "deps"):
+        (parts / side).mkdir(parents=True, exist_ok=True)
+    build_image_context(parts / "deps", parts / "app", dest, **kwargs)
 
 
 def test_image_context_layout_dockerfile_and_normalised_files(tmp_path: Path) -> None:
