@@ -307,3 +307,34 @@ def test_model_that_needs_a_dataframe_gets_pandas_back(
     )
     answer = json.loads(capsys.readouterr().out)
     assert answer["predictions"] == pytest.approx(model.predict(X.head(2)).tolist())
+
+
+def test_model_on_s3_stays_out_of_the_bundle_and_is_fetched_at_cold_start(
+    forest: LoggedModel, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+
+    from tests.moto_server import moto_server
+
+    out = tmp_path / "out"
+    with moto_server(extra_env={"AWS_ENDPOINT_URL": None}) as endpoint:
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="models-pkg")
+        location = "s3://models-pkg/forest/v1"
+        args = ("-o", out, "--model-location", location, "--cache-dir", cache_dir)
+        assert package("package", "-m", forest.local_dir, *args) == 0
+        with zipfile.ZipFile(out / "bundle.zip") as zf:
+            assert not [n for n in zf.namelist() if n.startswith("model/")]
+        keys = {
+            o["Key"]
+            for o in boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket="models-pkg")[
+                "Contents"
+            ]
+        }
+        assert keys == {f"forest/v1/{rel}" for rel in hash_model_files(forest.local_dir)}
+        template = yaml.safe_load((out / "template.yaml").read_text())
+        function = template["Resources"]["ModelFunction"]["Properties"]
+        assert function["Environment"]["Variables"]["MODEL_S3_URI"] == location
+        capsys.readouterr()
+        event = out / "events" / "invocations-direct.json"
+        assert package("invoke", out, "--event", event) == 0
+        assert json.loads(capsys.readouterr().out) == {"predictions": [0, 0]}
