@@ -201,9 +201,25 @@ def measure(args: argparse.Namespace, results: dict[str, Any]) -> None:
         )
 
 
+def _in_order(results: dict[str, Any]) -> dict[str, Any]:
+    """README model before the large one, x86_64 before arm64 (JSON keys come back sorted)."""
+
+    def rank(order: tuple[str, ...]) -> Any:
+        return lambda key: (order.index(key) if key in order else len(order), key)
+
+    models = sorted(results.get("models", {}), key=rank(("readme", "large")))
+    arches = sorted(results.get("size", {}), key=rank(("x86_64", "arm64")))
+    return {
+        **results,
+        "models": {k: results["models"][k] for k in models},
+        "size": {k: results["size"][k] for k in arches},
+    }
+
+
 def write(results: dict[str, Any], out: Path) -> None:
     """latest.json (raw samples and summary), latest.md and latest.png, each replaced whole."""
     out.mkdir(parents=True, exist_ok=True)
+    results = _in_order(results)
     summary = summarize_results(results)
     chart = None
     if results["models"] and any(summary["models"][k]["cold"] for k in summary["models"]):
@@ -211,7 +227,7 @@ def write(results: dict[str, Any], out: Path) -> None:
         os.replace(out / "latest.png.tmp", out / "latest.png")
         chart = "latest.png"
     doc = {"results": results, "summary": summary}
-    (out / "latest.json.tmp").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    (out / "latest.json.tmp").write_text(json.dumps(doc, indent=1) + "\n")
     os.replace(out / "latest.json.tmp", out / "latest.json")
     (out / "latest.md.tmp").write_text(render(results, summary, chart))
     os.replace(out / "latest.md.tmp", out / "latest.md")

@@ -91,6 +91,26 @@ def readme_table(results: dict[str, Any], summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def short_command(command: str) -> str:
+    """Collapse a run of ``--platform TAG`` flags into the first and last tag and a count."""
+    words = command.split()
+    out: list[str] = []
+    tags: list[str] = []
+    for i, word in enumerate(words):
+        if word == "--platform" and i + 1 < len(words):
+            continue
+        if i > 0 and words[i - 1] == "--platform":
+            tags.append(word)
+            continue
+        if tags:
+            out.append(f"--platform {tags[0]} ... {tags[-1]} ({len(tags)} tags)")
+            tags = []
+        out.append(word)
+    if tags:
+        out.append(f"--platform {tags[0]} ... {tags[-1]} ({len(tags)} tags)")
+    return " ".join(out)
+
+
 def _meta(meta: dict[str, Any]) -> list[str]:
     m = meta["machine"]
     return [
@@ -243,8 +263,13 @@ def _size_section(results: dict[str, Any]) -> list[str]:
             "| package | ours | naive |",
             "|---|---|---|",
         ]
+        shown: list[str] = []
         for name, unzipped, zipped in top_rows(entry["bundle"], n=10):
             other = naive.get(name)
+            if name.startswith("other (") and naive:
+                rest = [r for n, r in naive.items() if n not in shown]
+                other = {k: sum(r[k] for r in rest) for k in ("unzipped_bytes", "zipped_bytes")}
+            shown.append(name)
             theirs = (
                 f"{_size(other['unzipped_bytes'])} / {_size(other['zipped_bytes'])}"
                 if other
@@ -252,7 +277,11 @@ def _size_section(results: dict[str, Any]) -> list[str]:
             )
             out.append(f"| {name} | {_size(unzipped)} / {_size(zipped)} | {theirs} |")
         if entry.get("naive", {}).get("command"):
-            out += ["", f"Naive command: `{entry['naive']['command']}`"]
+            out += [
+                "",
+                f"Naive command: `{short_command(entry['naive']['command'])}` (the "
+                "naive tree holds no model or handler).",
+            ]
     out.append("")
     return out
 
@@ -297,7 +326,7 @@ def render(results: dict[str, Any], summary: dict[str, Any], chart: str | None) 
         value = (
             "n/a"
             if g["value"] is None
-            else (f"{g['value']:.2f} ms" if g["name"] == "warm overhead" else f"{g['value']:.2f}x")
+            else (f"{g['value']:.2f} ms" if g["name"] == "warm overhead" else f"{g['value']:.3f}x")
         )
         lines.append(f"| {g['model']} | {g['target']} | {value} | {_status(g)} | {g['detail']} |")
     lines.append("")

@@ -69,6 +69,15 @@ def synthetic_results() -> dict[str, Any]:
         "model": {"unzipped_bytes": 2 * 2**20, "zipped_bytes": 2**20 // 10, "files": 7},
     }
     bundle = {"unzipped_bytes": 92 * 2**20, "zipped_bytes": 31 * 2**20, "packages": size_rows}
+    naive = {
+        "unzipped_bytes": 140 * 2**20,
+        "zipped_bytes": 44 * 2**20,
+        "packages": {
+            "scipy": {"unzipped_bytes": 136 * 2**20, "zipped_bytes": 43 * 2**20, "files": 2000},
+            "wheel": {"unzipped_bytes": 4 * 2**20, "zipped_bytes": 2**20, "files": 30},
+        },
+        "command": "pip install --target DIR --platform a_1 --platform a_2 --only-binary=:all: X",
+    }
     return {
         "meta": {
             "command": "python -m bench",
@@ -98,7 +107,7 @@ def synthetic_results() -> dict[str, Any]:
             }
         },
         "warm": {"readme": {"in_process": in_process, "http": http}},
-        "size": {"x86_64": {"bundle": bundle}},
+        "size": {"x86_64": {"bundle": bundle, "naive": naive}},
         "build": {
             "seconds": {"cold": [25.0, 27.0], "wheels_cached": [21.0], "warm": [10.0]},
             "command": "mlflow-lambda package -m models:/MyRandomForest/latest -o OUTDIR",
@@ -181,13 +190,19 @@ def test_report_rendering() -> None:
     md = render(results, summary, "latest.png")
     assert "Machine: Test CPU, 2 cores, 24 GB RAM, Linux; load average 0.50 / 0.60 / 0.70" in md
     assert "| readme | ours <= 0.4 x mlflow.pyfunc.load_model + predict (fresh process) " \
-        "| 0.37x | met |" in md  # fmt: skip
+        "| 0.367x | met |" in md  # fmt: skip
     # p99 of [30, 32, 34] interpolates to 33.96; rows/s = 10 000 / mean latency
     assert (
         "| 10,000 | 23.0 ms / 24.0 ms | 17.0 ms / 17.0 ms | 32.0 ms / 34.0 ms | 64.0 ms / 69.9 ms "
         "| 6.00 ms | 0.50x | 312,500 | 154,639 |"
     ) in md
-    assert "| scipy | 90.0 MB / 30.0 MB |  |" in md
+    assert "| x86_64 | 92.0 MB | 31.0 MB | 140.0 MB | 44.0 MB |" in md
+    assert "| scipy | 90.0 MB / 30.0 MB | 136.0 MB / 43.0 MB |" in md
+    assert "| model | 2.0 MB / 0.1 MB |  |" in md
+    assert (
+        "Naive command: `pip install --target DIR --platform a_1 ... a_2 (2 tags) "
+        "--only-binary=:all: X` (the naive tree holds no model or handler)."
+    ) in md
     assert "| cold (every cache empty) | 26.0 s (25.0 s-27.0 s, n=2) |" in md
     assert "- a synthetic note" in md
 
