@@ -1,7 +1,7 @@
 """``python -m bench``: measure, then write bench/results/latest.{md,json,png}.
 
-    python -m bench            # the full run (about 15 minutes on 2 cores)
-    python -m bench --quick    # few runs of everything cheap, for a smoke test (2-3 minutes)
+    python -m bench            # the full run (10 minutes on 2 cores), into bench/results/
+    python -m bench --quick    # few runs, README model only, for a smoke test (about 2 minutes)
 
 Phases, in this order: log the models into a store under ``--workdir``, build their bundles,
 cold start, warm latency (and memory), size, build time. ``--skip`` leaves phases out.
@@ -117,7 +117,9 @@ def default_workdir() -> Path:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="few runs, for a smoke test")
-    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    p.add_argument("--out", type=Path, help="where latest.{md,json,png} go [default: "
+                   "bench/results; --quick: <workdir>/quick, so a smoke test never replaces "
+                   "the committed results]")  # fmt: skip
     # Not under build/: `mlflow-lambda package -o build/` replaces that directory whole.
     p.add_argument("--workdir", type=Path, default=default_workdir(),
                    help="MLflow store, bundles and logs (kept between runs)")  # fmt: skip
@@ -129,7 +131,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-load", type=float, default=1.5)
     p.add_argument("--render", type=Path, metavar="JSON",
                    help="measure nothing: render the report again from a latest.json")  # fmt: skip
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.out is None:
+        args.out = args.workdir / "quick" if args.quick else ROOT / "bench" / "results"
+    return args
 
 
 def _bundles(models: dict[str, BenchModel], work: Path) -> dict[str, Bundle]:
