@@ -91,7 +91,7 @@ def load_config(path: Path) -> ModelConfig:
     return config
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -118,7 +118,7 @@ def verify_model_files(model_dir: Path, files: Mapping[str, str]) -> None:
                 f"model file {name!r} is missing from {str(root)!r}; the bundle is incomplete, "
                 "rebuild it with `mlflow-lambda package`"
             )
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != files[name]:
             raise ModelIntegrityError(
                 f"model file {name!r} has sha256 {actual!r}, expected {files[name]!r}; the "

@@ -9,7 +9,7 @@ Environment:
     MODEL_CONFIG   path of model.json (default: <bundle>/model.json)
     MODEL_DIR      the MLflow model directory (default: <bundle>/model)
     MODEL_S3_URI   s3://bucket/prefix holding the model; downloaded to MODEL_DIR
-                   (default then: /tmp/model)
+                   (default then: $TMPDIR/model, /tmp/model on Lambda)
     LOG_LEVEL      level of the handler's request log (default: INFO)
 """
 
@@ -36,8 +36,10 @@ _s3_uri = os.environ.get("MODEL_S3_URI")
 if _s3_uri:
     from handler.s3model import fetch_model
 
+    # /tmp on Lambda; TMPDIR when run locally (`mlflow-lambda invoke` sets a private one)
+    _tmp = os.environ.get("TMPDIR", "/tmp")
     model_dir = fetch_model(
-        _s3_uri, config["files"], Path(os.environ.get("MODEL_DIR", "/tmp/model"))
+        _s3_uri, config["files"], Path(os.environ.get("MODEL_DIR", f"{_tmp}/model"))
     )
 else:
     model_dir = Path(os.environ.get("MODEL_DIR", _BUNDLE / "model"))

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from handler.config import sha256_file
+
 
 class ModelFetchError(RuntimeError):
     """The model could not be downloaded from S3."""
@@ -29,8 +31,9 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 def fetch_model(uri: str, files: Mapping[str, str], dest: Path, s3: Any = None) -> Path:
     """Download every file of ``files`` from under ``uri`` into ``dest``; return ``dest``.
 
-    A warm container that already holds the files (same ``dest``) skips the download;
-    the caller verifies the hashes either way.
+    A file already in ``dest`` with the expected sha256 (a container whose /tmp survived,
+    or a previous init that failed later) is not downloaded again; any other file there
+    is replaced. The caller verifies every hash afterwards either way.
     """
     bucket, prefix = split_s3_uri(uri)
     if s3 is None:
@@ -39,7 +42,7 @@ def fetch_model(uri: str, files: Mapping[str, str], dest: Path, s3: Any = None) 
         s3 = boto3.client("s3")
     for rel in sorted(files):
         target = dest / rel
-        if target.is_file():
+        if target.is_file() and sha256_file(target) == files[rel]:
             continue
         key = str(PurePosixPath(prefix, rel)) if prefix else rel
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from packager.platforms import (
 DEFAULT_PYTHON = "3.12"
 
 # What the handler imports, with the same floors as pyproject.toml's run-time dependencies.
-RUNTIME_REQUIREMENTS: tuple[str, ...] = ("fastapi>=0.110", "mangum>=0.17", "numpy>=1.24")
+RUNTIME_REQUIREMENTS: tuple[str, ...] = ("starlette>=0.37", "mangum>=0.17", "numpy>=1.24")
 PANDAS_REQUIREMENT = "pandas>=2.0"
 # MLflow column types the handler turns into one 2-D numpy array without pandas
 # (handler.schema.NUMERIC_DTYPES); string, binary, datetime, array, object, map need pandas.
