@@ -13,13 +13,14 @@ second call finds the registered model and reuses it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
+
+from tests.mlflow_models import use_tracking_store
 
 # MLflow >= 3.14 saves sklearn models with skops and refuses tree ensembles unless the
 # tree type is trusted explicitly (FINDINGS: UntrustedTypesFoundException otherwise).
@@ -85,17 +86,6 @@ _SPECS = {
     ),
     "large": ("BenchForest500", "500-tree forest, 20 features", _large_model, (-3.0, 3.0)),
 }
-
-
-def use_tracking_store(root: Path) -> str:
-    """Point MLflow (and child processes) at a sqlite store under ``root``; return its URI."""
-    import mlflow
-
-    root.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    mlflow.set_tracking_uri(uri)
-    return uri
 
 
 def ensure_model(key: str, store: Path) -> BenchModel:
