@@ -21,7 +21,7 @@ import handler
 from infra.events import write_events
 from infra.template import TemplateOptions, suggest_memory_mb, write_template
 from packager import assemble, bytecode, sizes
-from packager.deps import DepsOptions, prepare_dependencies
+from packager.deps import DepsOptions, default_cache_root, prepare_dependencies
 from packager.errors import BundleCheckError, PackagingError
 from packager.importcheck import ImportCheck, import_check
 from packager.inspection import write_model_config
@@ -120,7 +120,7 @@ def serve_cache_dir(model_uri: str, arch: str) -> Path:
     import hashlib
 
     key = hashlib.sha256(f"{model_uri}\0{arch}".encode()).hexdigest()[:16]
-    return Path.home() / ".cache" / "mlflow-lambda" / "serve" / key
+    return default_cache_root() / "serve" / key
 
 
 def _copy_handler(dest: Path) -> None:

@@ -233,8 +233,14 @@ def invoke(
 @click.option("-p", "--port", type=int, default=5000, show_default=True)
 @click.option("-h", "--host", default="127.0.0.1", show_default=True)
 @click.option("--arch", type=ARCHES, default=None, help="With -m: see `package --arch`.")
+@click.option("--tracking-uri", metavar="URI", help="With -m: see `package --tracking-uri`.")
 def serve(
-    outdir: Path | None, model_uri: str | None, port: int, host: str, arch: str | None
+    outdir: Path | None,
+    model_uri: str | None,
+    port: int,
+    host: str,
+    arch: str | None,
+    tracking_uri: str | None,
 ) -> None:
     """Serve a bundle over HTTP like `mlflow models serve`, through the Lambda runtime.
 
@@ -250,7 +256,12 @@ def serve(
 
         outdir = serve_cache_dir(model_uri, arch or "x86_64")
         build(
-            BuildOptions(model_uri=model_uri, outdir=outdir, arch=arch or "x86_64"),
+            BuildOptions(
+                model_uri=model_uri,
+                outdir=outdir,
+                arch=arch or "x86_64",
+                tracking_uri=tracking_uri,
+            ),
             progress=_info,
             warn=_warn,
         )

@@ -114,3 +114,43 @@ def test_payload_over_lambda_limit_is_a_json_413(served: tuple[str, int]) -> Non
     )
     assert (status, content_type) == (413, "application/json")
     assert json.loads(answer)["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+
+
+def test_serve_m_packages_then_serves_until_sigterm(
+    forest: LoggedModel, cache_dir: Path, tmp_path: Path
+) -> None:
+    """The CLI path: `serve -m URI` builds into its cache, serves, and stops on SIGTERM."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cli = str(Path(sys.executable).parent / "mlflow-lambda")
+    log = tmp_path / "serve.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [cli, "serve", "-m", str(forest.local_dir), "-p", "0"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            # serve -m builds under $XDG_CACHE_HOME/mlflow-lambda: keep the user's cache out
+            env={**os.environ, "XDG_CACHE_HOME": str(cache_dir / "xdg")},
+        )
+    try:
+        deadline = time.monotonic() + 240
+        url = None
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            match = re.search(r"on http://127\.0\.0\.1:(\d+) ", log.read_text())
+            url = match and int(match.group(1))
+            time.sleep(0.5)
+        assert url, log.read_text()[-3000:]
+        status, _, body = request(("127.0.0.1", url), "GET", "/ping")
+        assert (status, body) == (200, b"\n")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert "shutting down" in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
