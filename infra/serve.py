@@ -13,11 +13,10 @@ import base64
 import json
 import logging
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,6 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 from infra.events import make_event
 from infra.invoke import describe_failure, format_report, open_bundle
 from infra.local import MAX_REQUEST_BYTES, InvokeResult, LocalLambda
+from infra.runtime_api import KeepAliveHandler
 from packager.errors import LocalInvokeError
 
 logger = logging.getLogger(__name__)
@@ -84,15 +84,8 @@ def from_result(result: InvokeResult) -> Response:
     return int(doc["statusCode"]), headers, raw
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(KeepAliveHandler):
     server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body are two writes: without TCP_NODELAY, Nagle's algorithm and the
-        # client's delayed ACK add ~40 ms to every keep-alive request.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _handle(self) -> None:
         limit = self.server.max_body_bytes
