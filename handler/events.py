@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from handler.types import AsgiAdapter, EventShape, LambdaEvent, ScoringAnswer
+from handler.types import AsgiAdapter, EventShape, LambdaContext, LambdaEvent, ScoringAnswer
 
 SCORING_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
@@ -111,7 +111,7 @@ def unsupported_event_answer(event: Any) -> ScoringAnswer:
     }
 
 
-def dispatch(event: Any, context: Any, adapter: AsgiAdapter) -> dict[str, Any]:
+def dispatch(event: Any, context: LambdaContext | None, adapter: AsgiAdapter) -> dict[str, Any]:
     """Answer one Lambda invocation through ``adapter`` (the Mangum-wrapped app)."""
     shape = classify(event)
     if shape is None:

@@ -26,6 +26,7 @@ from handler.app import create_app
 from handler.config import load_config, verify_model_files
 from handler.events import dispatch
 from handler.flavors import load_model
+from handler.types import LambdaContext
 
 _BUNDLE = Path(__file__).resolve().parent.parent
 
@@ -48,6 +49,6 @@ app = create_app(load_model(config, model_dir), config)
 asgi = Mangum(app, lifespan="off")
 
 
-def handler(event: Any, context: Any) -> dict[str, Any]:
+def handler(event: Any, context: LambdaContext | None) -> dict[str, Any]:
     """Answer one invocation: any HTTP-shaped event, or a direct scoring body."""
     return dispatch(event, context, asgi)

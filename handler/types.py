@@ -24,17 +24,6 @@ class LambdaContext(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
-class HttpResponse(TypedDict, total=False):
-    """An API Gateway / Function URL / ALB proxy response, as Mangum builds it."""
-
-    statusCode: int
-    statusDescription: str
-    headers: dict[str, str]
-    multiValueHeaders: dict[str, list[str]]
-    body: str
-    isBase64Encoded: bool
-
-
 class ScoringAnswer(TypedDict, total=False):
     """A direct invoke's answer: the /invocations JSON body itself."""
 
