@@ -34,6 +34,10 @@ Progress = Callable[[str], None]
 PROTECTED_NAMES = ("handler", "model", "model.json")
 MB = 1024 * 1024
 MIN_MEMORY_MB = 1024
+# What a build writes into OUTDIR; a rebuild replaces these and keeps everything else.
+BUILD_OUTPUTS = frozenset(
+    {"bundle.zip", "image", "manifest.json", "model.json", "template.yaml", "events"}
+)
 
 
 @dataclass(frozen=True)
@@ -148,11 +152,19 @@ def _prepare_outdir(outdir: Path) -> None:
 
 
 def _publish(staged: Path, outdir: Path) -> None:
-    """Swap the finished build into ``outdir`` (a rename on the same file system)."""
+    """Swap the finished build into ``outdir`` (renames on the same file system).
+
+    What the previous build wrote is replaced; anything else in ``outdir`` is kept, such
+    as the ``samconfig.toml`` and ``.aws-sam/`` that ``sam deploy --guided`` leaves there.
+    """
     old = None
     if outdir.exists():
         old = outdir.with_name(f".{outdir.name}.old-{staged.name}")
         outdir.rename(old)
+        produced = {p.name for p in staged.iterdir()}
+        for entry in sorted(old.iterdir()):
+            if entry.name not in produced and entry.name not in BUILD_OUTPUTS:
+                entry.rename(staged / entry.name)
     staged.rename(outdir)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -61,7 +61,8 @@ def cli() -> None:
     required=True,
     type=click.Path(path_type=Path),
     help="Directory to write bundle.zip (or image/), manifest.json, template.yaml "
-    "and events/ into. Replaced only if it holds a previous build.",
+    "and events/ into. A previous build there is replaced; other files (samconfig.toml, "
+    ".aws-sam/) are kept.",
 )
 @click.option(
     "--target",

@@ -113,6 +113,18 @@ def test_rebuild_is_byte_identical(
     assert sha256(out / "bundle.zip") == sha256(forest_build / "bundle.zip")
     assert (out / "template.yaml").read_text() == (forest_build / "template.yaml").read_text()
 
+    # a rebuild into the same directory replaces the build and keeps what `sam deploy` wrote
+    (out / "samconfig.toml").write_text("version = 0.1\n")
+    (out / ".aws-sam").mkdir()
+    (out / ".aws-sam" / "build.toml").write_text("# sam\n")
+    (out / "events" / "stale.json").write_text("{}")
+    assert package("package", "-m", uri, "-o", out, "--cache-dir", cache_dir) == 0
+    assert (out / "samconfig.toml").read_text() == "version = 0.1\n"
+    assert (out / ".aws-sam" / "build.toml").is_file()
+    assert not (out / "events" / "stale.json").exists()
+    assert sha256(out / "bundle.zip") == sha256(forest_build / "bundle.zip")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]  # no staging left behind
+
 
 def run_isolated(root: Path, code: str) -> Any:
     """Run ``code`` in Python 3.12 that sees only ``root`` and the stdlib (-I -S)."""
