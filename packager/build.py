@@ -21,11 +21,11 @@ import handler
 from infra.events import write_events
 from infra.template import TemplateOptions, suggest_memory_mb, write_template
 from packager import assemble, bytecode, sizes
-from packager.deps import DepsOptions, default_cache_root, prepare_dependencies
+from packager.deps import DepsOptions, prepare_dependencies
 from packager.errors import BundleCheckError, PackagingError
 from packager.importcheck import ImportCheck, import_check
 from packager.inspection import write_model_config
-from packager.install import RuntimeTooOldError
+from packager.install import RuntimeTooOldError, cache_root
 from packager.manifest import Manifest
 from packager.plan import BundlePlan, plan_bundle
 from packager.resolve import resolve_model
@@ -124,7 +124,7 @@ def serve_cache_dir(model_uri: str, arch: str) -> Path:
     import hashlib
 
     key = hashlib.sha256(f"{model_uri}\0{arch}".encode()).hexdigest()[:16]
-    return default_cache_root() / "serve" / key
+    return cache_root() / "serve" / key
 
 
 def _copy_handler(dest: Path) -> None:
@@ -249,6 +249,7 @@ def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResul
             def check() -> ImportCheck:
                 return import_check(
                     [app, deps],
+                    interpreter,
                     plan.python_version,
                     plan.arch,
                     config.get("input_example"),

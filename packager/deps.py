@@ -19,7 +19,7 @@ from pathlib import Path
 
 import handler
 from packager import bytecode
-from packager.install import default_cache_dir, install_requirements
+from packager.install import cache_root, install_requirements
 from packager.plan import BundlePlan
 from packager.prune import prune_tree
 
@@ -33,11 +33,6 @@ class DepsOptions:
     strip: bool = False
     bytecode_mode: str = bytecode.DEFAULT_MODE
     cache_root: Path | None = None  # default: ~/.cache/mlflow-lambda ($XDG_CACHE_HOME)
-
-
-def default_cache_root() -> Path:
-    """``~/.cache/mlflow-lambda``: wheels/ and deps/ live below it."""
-    return default_cache_dir("x", "x").parent.parent
 
 
 def cache_key(plan: BundlePlan, opts: DepsOptions, interpreter: Path | None) -> str:
@@ -77,7 +72,7 @@ def prepare_dependencies(
 
     ``interpreter`` is a Python of the plan's version used for bytecode (None: sources only).
     """
-    root = opts.cache_root or default_cache_root()
+    root = opts.cache_root or cache_root()
     entry = root / "deps" / cache_key(plan, opts, interpreter)
     marker = entry / _DONE
     if marker.is_file():

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packager.bytecode import find_interpreter
 from packager.errors import BundleCheckError
 
 # uname -m for each Lambda architecture
@@ -43,6 +42,7 @@ class ImportCheck:
 
 def import_check(
     roots: list[Path],
+    interpreter: Path | None,
     python: str,
     arch: str,
     example: dict[str, Any] | None,
@@ -51,6 +51,7 @@ def import_check(
 ) -> ImportCheck:
     """Import ``handler.lambda_function`` from ``roots`` alone and score ``example``.
 
+    ``interpreter`` is a Python of version ``python`` (None: none on this host, skip).
     ``model_dir`` is the model directory when it is not in the bundle (a model on S3).
 
     Raises :class:`BundleCheckError` with the interpreter's last lines when the import or
@@ -61,7 +62,6 @@ def import_check(
             f"skipped the import check: the bundle is for {arch} and this host is "
             f"{platform.machine()}; run `mlflow-lambda invoke` on a {arch} machine"
         )
-    interpreter = find_interpreter(python)
     if interpreter is None:
         return ImportCheck(f"skipped the import check: no Python {python} on this host")
     env = {

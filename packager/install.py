@@ -109,10 +109,14 @@ def run_pip(
     return PipResult(proc.returncode, "".join(lines))
 
 
+def cache_root() -> Path:
+    """``~/.cache/mlflow-lambda`` (``$XDG_CACHE_HOME`` if set): wheels/, deps/, serve/."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlflow-lambda"
+
+
 def default_cache_dir(python_version: str, arch: str) -> Path:
-    """``~/.cache/mlflow-lambda/wheels/<py>-<arch>`` (``$XDG_CACHE_HOME`` if set)."""
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "mlflow-lambda" / "wheels" / f"{python_version}-{arch}"
+    """``<cache_root>/wheels/<py>-<arch>``."""
+    return cache_root() / "wheels" / f"{python_version}-{arch}"
 
 
 def pip_target_flags(target: Target) -> list[str]:
