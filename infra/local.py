@@ -49,6 +49,7 @@ MAX_REQUEST_BYTES = 6 * 1024 * 1024
 # Lambda gives the init phase 10 s before it retries init inside the first invoke.
 INIT_LIMIT_S = 10
 _READY_TIMEOUT_S = 15.0
+_RIE_START_ATTEMPTS = 3
 _LOG_SETTLE_S = 3.0
 _ERROR_KEYS = {"errorMessage", "errorType", "requestId", "stackTrace", "cause"}
 _TIMED_OUT = re.compile(r"^Task timed out after [\d.]+ seconds$")
@@ -112,11 +113,25 @@ def classify(status: int, body: bytes) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct ports that were free a moment ago (all held open while choosing)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _rie_reason(output: str) -> str:
+    """The RIE's own PANIC/ERROR/FATAL line (not the Go stack after it), else its last line."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for line in lines:
+        if re.search(r"\[(PANIC|FATAL|ERROR)\]", line):
+            return line[:300]
+    return lines[-1][:300] if lines else "(no output)"
 
 
 def _first(pattern: re.Pattern[str], lines: list[str]) -> float | None:
@@ -231,23 +246,46 @@ class LocalLambda:
 
     def _start_rie(self) -> None:
         rie = locate_rie()
-        self._rie_port = _free_port()
-        argv = [str(rie), "--runtime-interface-emulator-address", f"127.0.0.1:{self._rie_port}"]
-        argv += ["--runtime-api-address", f"127.0.0.1:{_free_port()}", *self._argv]
-        try:
-            self._rie = self._spawn(argv, self._env)
-        except OSError as exc:  # e.g. ENOEXEC: a binary for another platform
-            raise RieUnavailableError(f"cannot run {str(rie)!r}: {exc}") from exc
+        # The ports are free when chosen but another process can take one before the RIE binds
+        # it; the RIE then panics (exit 2). Try again on fresh ports, a bounded number of times.
+        for attempt in range(1, _RIE_START_ATTEMPTS + 1):
+            self._rie_port, api_port = _free_ports(2)
+            argv = [str(rie), "--runtime-interface-emulator-address", f"127.0.0.1:{self._rie_port}"]
+            argv += ["--runtime-api-address", f"127.0.0.1:{api_port}", *self._argv]
+            try:
+                self._rie = self._spawn(argv, self._env)
+            except OSError as exc:  # e.g. ENOEXEC: a binary for another platform
+                raise RieUnavailableError(f"cannot run {str(rie)!r}: {exc}") from exc
+            code = self._wait_rie_listening()
+            if code is None:
+                return
+            output = self._drain_rie_output()
+            if attempt == _RIE_START_ATTEMPTS or "address already in use" not in output:
+                raise RieUnavailableError(f"the RIE exited with code {code}: {_rie_reason(output)}")
+            logger.info("the RIE could not bind its ports; retrying on others")
+
+    def _wait_rie_listening(self) -> int | None:
+        """None once the RIE accepts connections, else its exit code."""
+        assert self._rie is not None
         end = time.monotonic() + _READY_TIMEOUT_S
         while time.monotonic() < end:
             if self._rie.poll() is not None:
-                raise RieUnavailableError(f"the RIE exited with code {self._rie.returncode}")
+                return self._rie.returncode
             try:
                 socket.create_connection(("127.0.0.1", self._rie_port), timeout=1).close()
-                return
+                return None
             except OSError:
                 time.sleep(0.05)
         raise RieUnavailableError(f"the RIE did not listen on port {self._rie_port} in time")
+
+    def _drain_rie_output(self) -> str:
+        """Everything the exited RIE printed (its reader finishes when its stdout closes)."""
+        self._readers[-1].join(timeout=5)
+        lines = []
+        while not self._lines.empty():
+            lines.append(self._lines.get_nowait())
+        self._rie = None
+        return "\n".join(lines)
 
     # -- invoke ----------------------------------------------------------------------------
     def invoke(self, event: Any) -> InvokeResult:

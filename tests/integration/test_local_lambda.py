@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,6 +151,39 @@ def test_close_stops_every_process(roots: dict[str, Path]) -> None:
         fn.close()
     for pid in [rie_pid, *runtime]:
         assert not Path(f"/proc/{pid}").exists()
+
+
+@pytest.mark.parametrize("taken_attempts", [1, 3])
+def test_rie_retries_on_fresh_ports_when_one_is_taken(
+    taken_attempts: int, roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process can take a chosen port before the RIE binds it: the RIE panics (exit 2)."""
+    from infra import local
+
+    real = local._free_ports
+    calls = []
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+
+        def ports(count: int) -> list[int]:
+            calls.append(count)
+            first = real(count)
+            return [first[0], taken] if len(calls) <= taken_attempts else first
+
+        monkeypatch.setattr(local, "_free_ports", ports)
+        fn = LocalLambda(roots["echo"], emulator="rie")
+        if taken_attempts == 3:  # every attempt: a one-line reason, not a Go stack
+            with pytest.raises(
+                local.RieUnavailableError, match=r"exit.*code 2: .*address already in use"
+            ):
+                fn.start()
+            assert len(calls) == 3
+            return
+        with fn:
+            assert fn.invoke({"n": 5}).json()["event"] == {"n": 5}
+        assert len(calls) == 2
 
 
 # -- invoke_bundle: build outputs as `mlflow-lambda package` writes them ----------------------
