@@ -9,17 +9,25 @@ is recorded with the bytes it saved (``PruneReport``):
 - ``tests``: package directories named ``tests`` or ``test`` below a top-level package. A test
   module that non-test code imports stays (see ``KEEP`` and ``_imported_test_modules``).
 - ``stubs``: ``*.pyi`` type stubs, read only by type checkers.
-- ``sources``: Cython sources (``*.pyx``, ``*.pxd``, ``*.pxi``) and C/C++/Fortran sources and
-  headers, used only when building extensions against the package.
+- ``sources``: Cython sources (``*.pyx``, ``*.pxd``, ``*.pxi``), Tempita templates that generate
+  them at build time (``*.tp``: ``sklearn/neighbors/_binary_tree.pxi.tp``) and C/C++/Fortran
+  sources and headers, used only when building extensions against the package.
 - ``docs``: ``doc/`` and ``docs/`` directories below a top-level package holding no Python
   module or extension. Loose ``*.rst``/``*.md`` files stay: scikit-learn reads
   ``sklearn/datasets/descr/*.rst`` at run time; ``examples/`` stay too (some hold data).
+- ``unused-dist``: distributions installed only for a feature the bundle never uses
+  (``packager.prune_unused.UNUSED_DISTS``, each with its reason), when nothing that stays
+  requires them. Runs first, so their files count as references for nothing below.
+- ``unreferenced``: extension modules whose name no other kept file mentions, so that nothing
+  in the bundle can import them (``packager.prune_unused``). Runs after the rules above, on
+  what they kept.
 - ``strip`` (opt-in): ``strip --strip-unneeded`` on extension modules of the target architecture.
   Never inside ``*.libs/``: stripping the auditwheel-vendored OpenBLAS there breaks import (ELF
   load command not page-aligned, FINDINGS.md). Skipped with a note when no strip for the target
   architecture is available (the host ``strip`` cannot read aarch64 files).
 
-``*.dist-info/`` is never touched (licences, ``importlib.metadata``), nor are the protected
+``*.dist-info/`` is never touched (licences, ``importlib.metadata``) except with its whole
+distribution (``unused-dist``), nor are the protected
 top-level entries (``handler/``, ``model/``, ``model.json`` by default).
 """
 
@@ -34,6 +42,13 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from packager.prune_unused import (
+    UNUSED_DISTS,
+    UnusedDist,
+    remove_unreferenced_extensions,
+    remove_unused_dists,
+)
 
 PROTECTED = ("handler", "model", "model.json")
 
@@ -51,7 +66,7 @@ KEEP: dict[str, str] = {
 TEST_DIRS = frozenset({"tests", "test"})
 DOC_DIRS = frozenset({"doc", "docs"})
 SOURCE_SUFFIXES = frozenset(
-    {".pyx", ".pxd", ".pxi", ".c", ".cc", ".cpp", ".cxx", ".h", ".hh", ".hpp", ".f", ".f90"}
+    {".pyx", ".pxd", ".pxi", ".tp", ".c", ".cc", ".cpp", ".cxx", ".h", ".hh", ".hpp", ".f", ".f90"}
 )
 CODE_SUFFIXES = (".py", ".so", ".pyd")
 
@@ -93,10 +108,10 @@ class PruneReport:
     def format(self) -> str:
         """One line per rule: entries removed and MB saved."""
         lines = [
-            f"{rule:<8} {len(self.removed.get(rule, [])):>6} entries {size / 1e6:>9.1f} MB"
+            f"{rule:<12} {len(self.removed.get(rule, [])):>6} entries {size / 1e6:>9.1f} MB"
             for rule, size in sorted(self.bytes_saved.items(), key=lambda kv: -kv[1])
         ]
-        lines.append(f"{'total':<8} {'':>14} {self.total_saved / 1e6:>9.1f} MB")
+        lines.append(f"{'total':<12} {'':>14} {self.total_saved / 1e6:>9.1f} MB")
         lines += [f"kept {rel}: {why}" for rel, why in sorted(self.kept.items())]
         return "\n".join(lines + self.notes)
 
@@ -109,22 +124,29 @@ def prune_tree(
     protect: Collection[str] = PROTECTED,
     keep: dict[str, str] | None = None,
     run: Runner | None = None,
+    unused_dists: dict[str, UnusedDist] | None = None,
 ) -> PruneReport:
     """Remove what the bundle never uses at run time from ``root``, in place.
 
     ``arch`` is the Lambda architecture (``x86_64`` or ``arm64``); it only matters for ``strip``.
-    ``keep`` adds to ``KEEP``; ``run`` runs the strip command (a seam for tests).
+    ``keep`` adds to ``KEEP`` (relative paths; an extension module also by its path without
+    suffixes, e.g. ``numpy/_core/_simd``); ``run`` runs the strip command (a seam for tests);
+    ``unused_dists`` replaces ``UNUSED_DISTS`` (``{}`` keeps every distribution).
     """
     if arch not in ELF_MACHINE:
         raise ValueError(f"arch must be one of {sorted(ELF_MACHINE)}, got {arch!r}")
     report = PruneReport()
     keep_all = {**KEEP, **(keep or {})}
+    remove_unused_dists(
+        root, set(protect), report, UNUSED_DISTS if unused_dists is None else unused_dists
+    )
     tops = [p for p in sorted(root.iterdir()) if p.name not in protect]
     for rel in sorted(_imported_test_modules(root, tops)):
         keep_all.setdefault(rel, "imported by run-time code (static import scan)")
     for top in tops:
         if top.is_dir() and not top.name.endswith(".dist-info"):
             _prune_package(root, top, keep_all, report)
+    remove_unreferenced_extensions(root, set(protect), keep_all, report)
     if strip:
         _strip_tree(root, tops, arch, report, run or _run)
     return report

@@ -36,6 +36,7 @@ TREE: dict[str, bytes | str] = {
     "pkg/core.pyi": "X: int\n",
     "pkg/_fast.pyx": "cdef int x\n",
     "pkg/_fast.pxd": "cdef int x\n",
+    "pkg/_tree.pxi.tp": "{{py: x = 1}}\n",  # Tempita template, expanded at build time only
     "pkg/include/pkg.h": "#define PKG 1\n",
     "pkg/__pycache__/core.cpython-311.pyc": b"\x00" * 100,
     "pkg/tests/__init__.py": "",
@@ -62,14 +63,19 @@ def test_rules_remove_exactly_the_unused_files(tmp_path: Path) -> None:
         "bytes_saved": {
             "docs": 50,
             "pycache": 100,
-            "sources": 14 + 11 + 11,
+            "sources": 14 + 11 + 11 + 14,
             "stubs": 7,
             "tests": 17 + 17,
         },
         "removed": {
             "docs": ["pkg/docs/"],
             "pycache": ["pkg/__pycache__/"],
-            "sources": ["pkg/_fast.pxd", "pkg/_fast.pyx", "pkg/include/pkg.h"],
+            "sources": [
+                "pkg/_fast.pxd",
+                "pkg/_fast.pyx",
+                "pkg/_tree.pxi.tp",
+                "pkg/include/pkg.h",
+            ],
             "stubs": ["pkg/core.pyi"],
             "tests": ["pkg/sub/test/", "pkg/tests/"],
         },
@@ -89,7 +95,7 @@ def test_rules_remove_exactly_the_unused_files(tmp_path: Path) -> None:
         "model/tests/weights.c",
         "model.json",
     }
-    assert report.total_saved == 50 + 100 + 36 + 7 + 34
+    assert report.total_saved == 50 + 100 + 50 + 7 + 34
     # pkg/include/ held only a header: emptied by pruning, so it goes too.
     assert sorted(p.name for p in (tmp_path / "pkg").iterdir() if p.is_dir()) == [
         "datasets",
