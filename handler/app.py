@@ -123,6 +123,13 @@ class Scorer:
                 if self.array_error is not None:
                     raise ValueError(self.array_error)
                 raw = self.predictor.predict(data, params)
+            except ImportError as exc:  # the bundle lacks a module: ours to fix, not the client's
+                model_log.exception("the model needs a module this bundle does not have")
+                raise ScoringError(
+                    INTERNAL_ERROR,
+                    f"The model needs module {exc.name!r}, which this bundle does not contain; "
+                    "see the function's logs.",
+                ) from None
             except Exception:  # the model's own failure on well-formed input: a client error
                 model_log.exception(
                     "the model raised while predicting %d rows%s", rows, self._array_note()

@@ -26,10 +26,12 @@ from handler.app import create_app
 from handler.config import load_config, verify_model_files
 from handler.events import dispatch
 from handler.flavors import load_model
+from handler.trimmed import install as install_trim_guard
 from handler.types import LambdaContext
 
 _BUNDLE = Path(__file__).resolve().parent.parent
 
+install_trim_guard(_BUNDLE / "trimmed.json")  # only in a bundle built with --trim
 logging.getLogger("mlflow_lambda").setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
 
 config = load_config(Path(os.environ.get("MODEL_CONFIG", _BUNDLE / "model.json")))

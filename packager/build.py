@@ -1,7 +1,8 @@
 """The package pipeline: model URI -> bundle.zip or image context, manifest, template, events.
 
     resolve -> inspect -> plan -> install -> prune -> stage app -> bytecode
-        -> import check -> assemble -> size check -> manifest, template.yaml, events/
+        -> import check -> [--trim: trace, trim, import check again] -> assemble
+        -> size check -> manifest, template.yaml, events/
 
 Everything is built in a staging directory next to ``outdir`` and moved into place
 only when every step passed, so a failed build never leaves a bundle that looks good.
@@ -19,8 +20,9 @@ from typing import Any, Literal
 
 import handler
 from infra.events import write_events
+from infra.rie import host_arch
 from infra.template import TemplateOptions, suggest_memory_mb, write_template
-from packager import assemble, bytecode, sizes
+from packager import assemble, bytecode, sizes, trim
 from packager.deps import DepsOptions, prepare_dependencies
 from packager.errors import BundleCheckError, PackagingError
 from packager.importcheck import ImportCheck, import_check
@@ -53,6 +55,7 @@ class BuildOptions:
     name: str | None = None
     model_location: str | None = None  # s3://bucket/prefix: the model stays out of the bundle
     strip: bool = False
+    trim: bool = False  # leave out what a traced run never imported (packager.trim)
     bytecode_mode: str | None = None  # None: pyc-only for a zip's dependencies, else unchecked
     cache_dir: Path | None = None  # wheels/ and prepared deps/ [~/.cache/mlflow-lambda]
     check_import: bool = True
@@ -179,6 +182,66 @@ def _upload_model(model_dir: Path, uri: str, files: dict[str, str], progress: Pr
     upload_model(model_dir, uri, files, boto3.client("s3"))
 
 
+def _trim(
+    opts: BuildOptions,
+    config: dict[str, Any],
+    plan: BundlePlan,
+    installed: dict[str, str],
+    dirs: tuple[Path, Path, Path],
+    interpreter: Path | None,
+    deps_opts: DepsOptions,
+    model_dir: Path,
+    progress: Progress,
+) -> trim.TrimReport:
+    """Trace the staged bundle and leave out what the run never imported (``--trim``).
+
+    A target this host cannot run is traced on a twin of its dependencies installed for the
+    host's architecture (same pins, same Python).
+    """
+    app, deps, work = dirs
+    if interpreter is None:
+        raise BundleCheckError(
+            f"--trim runs the bundle to see what it imports, and needs Python "
+            f"{plan.python_version} on this host; install it (e.g. pyenv install "
+            f"{plan.python_version}) or package without --trim"
+        )
+    traced, twin_root = [app, deps], None
+    host = host_arch()
+    if host != plan.arch:
+        progress(f"--trim: installing the same dependencies for {host} to trace them here")
+        twin_plan = plan_bundle(
+            config, python=plan.python_version, arch=host, warn=lambda _m: None,
+            force_pandas=plan.needs_pandas,
+        )  # fmt: skip
+        twin_root = work / f"twin-{host}"
+        twin_root.mkdir()
+        twin = prepare_dependencies(
+            twin_plan, twin_root, deps_opts, interpreter=interpreter, progress=progress
+        )
+        if twin != installed:
+            names = sorted(set(installed) | set(twin))
+            differ = [f"{k} {installed.get(k)} vs {twin.get(k)}" for k in names
+                      if installed.get(k) != twin.get(k)]  # fmt: skip
+            raise BundleCheckError(
+                f"--trim: the {host} twin resolved other versions than {plan.arch} "
+                f"({', '.join(differ)}), so its trace would not describe the bundle; "
+                "package without --trim"
+            )
+        traced = [app, twin_root]
+    progress("--trim: tracing what importing the model and answering requests imports")
+    trace = trim.trace_bundle(
+        traced, interpreter, config.get("input_example"), model_dir=model_dir, work=work
+    )
+    report = trim.trim_tree(deps, trace, traced_root=twin_root)
+    trim.write_trimmed(app, report)
+    progress(
+        f"--trim: left out {len(report.removed_modules)} modules never imported "
+        f"({len(report.removed_files)} files, {report.bytes_saved / MB:.1f} MB); "
+        f"listed in {trim.TRIMMED_FILE}"
+    )
+    return report
+
+
 def build(opts: BuildOptions, *, progress: Progress = print, warn: Progress = print) -> BuildResult:
     """Build the bundle described by ``opts`` into ``opts.outdir``; see the module docstring.
 
@@ -285,6 +348,16 @@ def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResul
                     )
             peak_mb = result.peak_rss_mb
 
+        trimmed = None
+        if opts.trim:
+            model_dir = resolved.local_dir if opts.model_location else app / "model"
+            trimmed = _trim(opts, config, plan, installed, (app, deps, work), interpreter,
+                            deps_opts, model_dir, progress)  # fmt: skip
+            if opts.check_import:
+                progress("checking that the trimmed bundle imports and predicts on its own")
+                result = check()
+                peak_mb = result.peak_rss_mb
+
         if opts.target == "zip":
             for entry in sorted(app.iterdir()):
                 entry.rename(deps / entry.name)
@@ -322,6 +395,7 @@ def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResul
                 "unzipped_bytes": size.unzipped,
                 "zipped_bytes": size.zipped,
                 "peak_rss_mb": peak_mb,
+                "trimmed_bytes": trimmed.bytes_saved if trimmed else None,
             },
             model_location=opts.model_location,
         )

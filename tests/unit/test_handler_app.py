@@ -258,6 +258,27 @@ def test_model_error_is_a_400_without_stack_trace(caplog: pytest.LogCaptureFixtu
     assert record.exc_info is not None and "Input X contains NaN" in str(record.exc_info[1])
 
 
+def test_a_module_missing_from_the_bundle_is_a_500_naming_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Not the client's fault (e.g. a module --trim left out): 500, and the module's name."""
+    fake = FakePredictor(
+        error=ModuleNotFoundError("No module named 'scipy.signal'", name="scipy.signal")
+    )
+    with caplog.at_level(logging.INFO, logger="mlflow_lambda"):
+        r = client_for(fake).post("/invocations", json=ROW)
+    assert (r.status_code, r.json()) == (
+        500,
+        {
+            "error_code": "INTERNAL_ERROR",
+            "message": "The model needs module 'scipy.signal', which this bundle does not "
+            "contain; see the function's logs.",
+        },
+    )
+    [record] = [rec for rec in caplog.records if rec.name == "mlflow_lambda.model"]
+    assert record.exc_info is not None and "scipy.signal" in str(record.exc_info[1])
+
+
 def test_unencodable_prediction_is_a_json_500() -> None:
     fake = FakePredictor(answer=lambda data: {"x": object()})
     r = client_for(fake).post("/invocations", json=ROW)

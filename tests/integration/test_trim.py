@@ -1,0 +1,116 @@
+"""``package --trim`` end to end: the README forest, traced, trimmed, and run by the real RIE."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from infra.events import make_event
+from infra.invoke import invoke_bundle
+from packager.bytecode import find_interpreter
+from tests.integration.conftest import run_cli
+from tests.mlflow_models import LoggedModel
+
+pytestmark = pytest.mark.integration
+EXAMPLES = Path(__file__).parent.parent.parent / "examples"
+
+
+@pytest.fixture(scope="module")
+def trimmed_build(
+    forest: LoggedModel, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("trimmed") / "out"
+    uri = f"models:/{forest.registered_name}/{forest.version}"
+    assert run_cli("package", "-m", uri, "-o", out, "--trim", "--cache-dir", cache_dir) == 0
+    return out
+
+
+def _names(zip_path: Path) -> dict[str, int]:
+    with zipfile.ZipFile(zip_path) as zf:
+        return {i.filename: i.file_size for i in zf.infolist()}
+
+
+def test_trim_leaves_out_what_the_trace_never_imported(
+    trimmed_build: Path, forest_build: Path
+) -> None:
+    full, trimmed = _names(forest_build / "bundle.zip"), _names(trimmed_build / "bundle.zip")
+    record = json.loads(zipfile.ZipFile(trimmed_build / "bundle.zip").read("trimmed.json"))
+    manifest = json.loads((trimmed_build / "manifest.json").read_text())
+    gone = set(full) - set(trimmed)
+    assert set(trimmed) - set(full) == {"trimmed.json"}
+    assert manifest["sizes"]["trimmed_bytes"] == sum(full[n] for n in gone) > 10 * 2**20
+    # Modules the README forest never needs; and what it does need stays.
+    assert {
+        "scipy.signal",
+        "scipy.io._fast_matrix_market._fmm_core",
+        "anyio._backends._trio",
+    } <= set(record["modules"])
+    assert not any(
+        n.startswith(("scipy/signal/", "scipy/io/_fast_matrix_market/_fmm_core")) for n in trimmed
+    )
+    for kept in ("sklearn/ensemble/_forest.pyc", "scipy.libs/", "numpy.libs/", "handler/app.py"):
+        assert any(n.startswith(kept) for n in trimmed), kept
+    assert all(n.startswith(("handler/", "model/", "model.json")) is False for n in gone)
+
+
+def test_a_trimmed_bundle_answers_through_the_lambda_runtime(trimmed_build: Path) -> None:
+    for body, ctype in (
+        ((EXAMPLES / "payload.json").read_text(), "application/json"),
+        ((EXAMPLES / "payload.csv").read_text(), "text/csv"),
+    ):
+        result = invoke_bundle(trimmed_build, event=make_event("v2", body, content_type=ctype))
+        answer = result.json()
+        assert (answer["statusCode"], json.loads(answer["body"])) == (
+            200,
+            {"predictions": [0, 1, 2]},
+        )
+
+
+def test_importing_a_trimmed_module_says_why_and_what_to_do(
+    trimmed_build: Path, tmp_path: Path
+) -> None:
+    python = find_interpreter(
+        json.loads((trimmed_build / "manifest.json").read_text())["python_version"]
+    )
+    assert python is not None
+    with zipfile.ZipFile(trimmed_build / "bundle.zip") as zf:
+        zf.extractall(tmp_path)
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[1]]\n"
+        "import handler.lambda_function\n"
+        "try:\n    import scipy.signal\nexcept ImportError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run(
+        [str(python), "-I", "-S", "-c", code, str(tmp_path)],
+        capture_output=True, text=True, timeout=120, check=True,
+        env={"MODEL_CONFIG": str(tmp_path / "model.json"), "MODEL_DIR": str(tmp_path / "model"),
+             "LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+    assert done.stdout.strip() == (
+        "No module named 'scipy.signal': `mlflow-lambda package --trim` left it out because the "
+        "traced run (importing the model and scoring its input example) never imported it; "
+        "package again without --trim"
+    )
+
+
+def test_arm64_is_trimmed_with_the_trace_of_its_x86_64_twin(
+    forest: LoggedModel, cache_dir: Path, trimmed_build: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "arm"
+    uri = f"models:/{forest.registered_name}/{forest.version}"
+    args = ("package", "-m", uri, "-o", out, "--trim", "--arch", "arm64", "--cache-dir", cache_dir)
+    assert run_cli(*args) == 0
+    arm = zipfile.ZipFile(out / "bundle.zip")
+    x86 = zipfile.ZipFile(trimmed_build / "bundle.zip")
+    # Same pins, same Python, same trace: the same modules left out on both architectures.
+    assert (
+        json.loads(arm.read("trimmed.json"))["modules"]
+        == json.loads(x86.read("trimmed.json"))["modules"]
+    )
+    arm_names = {n.replace("aarch64", "x86_64") for n in arm.namelist() if n.endswith(".so")}
+    x86_names = {n for n in x86.namelist() if n.endswith(".so") and ".libs/" not in n}
+    assert x86_names <= arm_names
