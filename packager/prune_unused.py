@@ -74,10 +74,15 @@ def remove_unused_dists(
     dists = {}  # canonical name -> (dist-info dir, names it requires)
     for info in sorted(root.glob("*.dist-info")):
         dists[canonical(_metadata_name(info))] = (info, _requires(info))
+    records = {name: _record(root, info) for name, (info, _) in dists.items()}
     going = {name for name in dists if name in table}
     for name in sorted(going):
-        if (dists[name][0] / "REQUESTED").exists():
-            report.kept[dists[name][0].name + "/"] = "requested directly (REQUESTED, PEP 376)"
+        info = dists[name][0]
+        if (info / "REQUESTED").exists():
+            report.kept[info.name + "/"] = "requested directly (REQUESTED, PEP 376)"
+            going.discard(name)
+        elif records[name] is None:
+            report.notes.append(f"unused-dist: kept {info.name!r}: no RECORD to find its files")
             going.discard(name)
     changed = True
     while changed:  # drop candidates that a staying distribution still needs
@@ -93,15 +98,10 @@ def remove_unused_dists(
                 going.discard(name)
                 changed = True
     owners: Counter[str] = Counter()
-    records = {name: _record(root, info) for name, (info, _) in dists.items()}
     for files in records.values():
         owners.update({rel.split("/")[0] for rel in files or ()})
     for name in sorted(going):
-        info, files = dists[name][0], records[name]
-        if files is None:
-            report.notes.append(f"unused-dist: kept {info.name!r}: no RECORD to find its files")
-            continue
-        _remove_dist(root, info, files, owners, protect, report)
+        _remove_dist(root, dists[name][0], records[name] or [], owners, protect, report)
 
 
 def _remove_dist(
@@ -148,6 +148,8 @@ def _requires(info: Path) -> set[str]:
         return set()
     names = set()
     for line in text.splitlines():
+        if not line.strip():
+            break  # the description follows the headers
         if line.lower().startswith("requires-dist:"):
             match = _REQUIREMENT.match(line.split(":", 1)[1])
             if match:
