@@ -305,7 +305,7 @@ def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResul
             app_mode = opts.bytecode_mode or bytecode.DEFAULT_MODE
             bytecode.compile_tree(app, interpreter, mode=app_mode)
 
-        peak_mb = None
+        peak_mb, checked = None, False
         if opts.check_import:
             progress("checking that the bundle imports and predicts on its own")
 
@@ -346,14 +346,14 @@ def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResul
                         "not be tried without it here; if it selects columns by name, package "
                         "with --with-pandas"
                     )
-            peak_mb = result.peak_rss_mb
+            peak_mb, checked = result.peak_rss_mb, result.skipped is None
 
         trimmed = None
         if opts.trim:
             model_dir = resolved.local_dir if opts.model_location else app / "model"
             trimmed = _trim(opts, config, plan, installed, (app, deps, work), interpreter,
                             deps_opts, model_dir, progress)  # fmt: skip
-            if opts.check_import:
+            if checked:  # on this host the check runs: run it on what --trim left
                 progress("checking that the trimmed bundle imports and predicts on its own")
                 result = check()
                 peak_mb = result.peak_rss_mb

@@ -60,7 +60,7 @@ def import_check(
     if platform.machine() not in HOST_MACHINES.get(arch, ()):
         return ImportCheck(
             f"skipped the import check: the bundle is for {arch} and this host is "
-            f"{platform.machine()}; run `mlflow-lambda invoke` on a {arch} machine"
+            f"{platform.machine()}; run `mlflow-lambda invoke` on an {arch} machine"
         )
     if interpreter is None:
         return ImportCheck(f"skipped the import check: no Python {python} on this host")
