@@ -35,10 +35,24 @@ class DepsOptions:
     cache_root: Path | None = None  # default: ~/.cache/mlflow-lambda ($XDG_CACHE_HOME)
 
 
+# The modules that decide what a prepared tree holds: a change to any of them (a new prune
+# rule, say) must not reuse trees prepared by the old code, whatever the version number says.
+_SHAPING_MODULES = ("install.py", "platforms.py", "prune.py", "prune_unused.py", "bytecode.py")
+
+
+def _code_fingerprint() -> str:
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for name in _SHAPING_MODULES:
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def cache_key(plan: BundlePlan, opts: DepsOptions, interpreter: Path | None) -> str:
     """What the finished tree depends on; any change gives another cache entry."""
     facts = [
         handler.__version__,
+        _code_fingerprint(),
         plan.python_version,
         plan.arch,
         sorted(plan.requirements),
@@ -85,7 +99,8 @@ def prepare_dependencies(
     wheels = root / "wheels" / f"{plan.python_version}-{plan.arch}"
     pairs = install_requirements(plan, dest, cache_dir=wheels, progress=progress)
     report = prune_tree(dest, strip=opts.strip, arch=plan.arch)
-    progress(f"pruned {report.total_saved / MB:.1f} MB (tests, caches, stubs, C sources, docs)")
+    rules = ", ".join(sorted(report.bytes_saved))
+    progress(f"pruned {report.total_saved / MB:.1f} MB ({rules or 'nothing to prune'})")
     if interpreter is not None:
         progress(f"compiling bytecode for Python {plan.python_version}")
         bytecode.compile_tree(dest, interpreter, mode=opts.bytecode_mode)

@@ -134,7 +134,7 @@ def test_pruned_tree_imports_and_predicts_from_source(
     pruned: tuple[Path, PruneReport], python311: Path, expected: list[int]
 ) -> None:
     root, report = pruned
-    assert set(report.bytes_saved) == {"pycache", "tests", "sources", "stubs"}
+    assert set(report.bytes_saved) == {"pycache", "tests", "sources", "stubs", "unreferenced"}
     assert report.bytes_saved["tests"] > 50_000_000
     assert not list(root.rglob("__pycache__"))
     assert (root / "model" / "tests" / "helper.py").is_file()
