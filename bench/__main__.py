@@ -1,6 +1,6 @@
 """``python -m bench``: measure, then write bench/results/latest.{md,json,png}.
 
-    python -m bench            # the full run (10 minutes on 2 cores), into bench/results/
+    python -m bench            # the full run (12 minutes on 2 cores), into bench/results/
     python -m bench --quick    # few runs, README model only, for a smoke test (about 2 minutes)
 
 Phases, in this order: log the models into a store under ``--workdir``, build their bundles,
@@ -27,7 +27,7 @@ from bench.bundles import Bundle, build_bundle, remove_task_root, task_root
 from bench.chart import draw
 from bench.models import BenchModel, ensure_model
 from bench.report import render
-from bench.summary import summarize_results
+from bench.summary import build_by_arch, summarize_results
 
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("cold", "warm", "size", "build")
@@ -186,24 +186,43 @@ def measure(args: argparse.Namespace, results: dict[str, Any]) -> None:
             http = warm.over_http(model, bundles[key], cfg.counts, cfg.budget_s, work / "logs", say)
             results["warm"][key] = {"in_process": inproc, "http": http}
     readme = models.get("readme") or next(iter(models.values()))
-    base = bundles[readme.key]
+    arches = {"x86_64": bundles[readme.key]}
+    if not args.quick and not {"size", "build"} <= skip:
+        say("building the arm64 bundle ...")
+        arches["arm64"] = build_bundle(readme.uri, work / "bundles" / f"{readme.key}-arm64",
+                                       arch="arm64")  # fmt: skip
     if "size" not in skip:
-        arches = {"x86_64": base}
-        if not args.quick:
-            say("building the arm64 bundle ...")
-            arches["arm64"] = build_bundle(readme.uri, work / "bundles" / f"{readme.key}-arm64",
-                                           arch="arm64")  # fmt: skip
         for arch, bundle in arches.items():
-            say(f"sizes, {arch} ...")
-            entry: dict[str, Any] = {"bundle": sizes.bundle_sizes(bundle)}
-            if not args.quick:
-                entry["naive"] = sizes.naive_sizes(bundle)
-            results["size"][arch] = entry
+            results["size"][arch] = _sizes(readme, bundle, work, naive=not args.quick)
     if "build" not in skip:
-        say("build time ...")
-        results["build"] = buildtime.run(
-            readme.uri, base, cold_runs=cfg.build_cold, warm_runs=cfg.build_warm, say=say
-        )
+        say("build time, x86_64 ...")
+        results["build"]["x86_64"] = {"model": readme.key, **buildtime.run(
+            readme.uri, arches["x86_64"], cold_runs=cfg.build_cold, warm_runs=cfg.build_warm,
+            say=say,
+        )}  # fmt: skip
+        if "arm64" in arches:
+            say("build time, arm64 (warm rebuilds) ...")
+            results["build"]["arm64"] = {"model": readme.key, **buildtime.warm_only(
+                readme.uri, arches["arm64"], runs=cfg.build_warm, say=say
+            )}  # fmt: skip
+
+
+def _sizes(model: BenchModel, bundle: Bundle, work: Path, *, naive: bool) -> dict[str, Any]:
+    """Sizes of the default ``bundle``, of a ``--trim --strip`` build and of a naive tree."""
+    arch = bundle.arch
+    say(f"building the {arch} bundle with --trim --strip ...")
+    slim = build_bundle(model.uri, work / "bundles" / f"{model.key}-{arch}-slim", arch=arch,
+                        trim=True, strip=True)  # fmt: skip
+    say(f"  {slim.manifest['sizes']['unzipped_bytes'] / 2**20:.1f} MB unzipped, "
+        f"bytecode {slim.bytecode_mode}, {slim.build_s:.1f} s")  # fmt: skip
+    say(f"sizes, {arch} ...")
+    entry: dict[str, Any] = {"model": model.key}
+    for name, b in (("bundle", bundle), ("slim", slim)):
+        entry[name] = {**sizes.bundle_sizes(b), "flags": b.flags,
+                       "bytecode_mode": b.bytecode_mode, "build_s": b.build_s}  # fmt: skip
+    if naive:
+        entry["naive"] = sizes.naive_sizes(bundle)
+    return entry
 
 
 def _in_order(results: dict[str, Any]) -> dict[str, Any]:
@@ -214,10 +233,12 @@ def _in_order(results: dict[str, Any]) -> dict[str, Any]:
 
     models = sorted(results.get("models", {}), key=rank(("readme", "large")))
     arches = sorted(results.get("size", {}), key=rank(("x86_64", "arm64")))
+    build = build_by_arch(results.get("build", {}))
     return {
         **results,
         "models": {k: results["models"][k] for k in models},
         "size": {k: results["size"][k] for k in arches},
+        "build": {k: build[k] for k in sorted(build, key=rank(("x86_64", "arm64")))},
     }
 
 

@@ -1,9 +1,9 @@
 """Build the bundles the benchmarks run, and lay one out as a Lambda task root.
 
 Bundles are built with the real pipeline (``packager.build.build``), the default options
-first. When the default does not fit Lambda's 250 MB zip limit, the build is repeated with
-``pyc-only`` bytecode (sources removed, 35 MB smaller), the one size lever the CLI's
-pipeline offers, and the results say so.
+first (or the opt-in size flags the caller asks for: ``--trim``, ``--strip``). When that does
+not fit Lambda's 250 MB zip limit, the build is repeated with ``pyc-only`` bytecode (sources
+removed, 35 MB smaller), and the results say so.
 """
 
 from __future__ import annotations
@@ -29,6 +29,15 @@ class Bundle:
     note: str | None  # why the default options were not used, if they were not
     manifest: dict[str, Any]
     build_s: float
+    trim: bool = False
+    strip: bool = False
+
+    @property
+    def flags(self) -> str:
+        """The CLI's size flags this bundle was built with, or ``default``."""
+        return " ".join(f for f, on in (("--trim", self.trim), ("--strip", self.strip)) if on) or (
+            "default"
+        )
 
     @property
     def memory_mb(self) -> int:
@@ -36,8 +45,13 @@ class Bundle:
         return read_function_config(self.outdir).memory_mb
 
 
-def build_bundle(model_uri: str, outdir: Path, *, arch: str = "x86_64") -> Bundle:
-    """Package ``model_uri`` for ``arch`` into ``outdir`` (replacing a previous build)."""
+def build_bundle(
+    model_uri: str, outdir: Path, *, arch: str = "x86_64", trim: bool = False, strip: bool = False
+) -> Bundle:
+    """Package ``model_uri`` for ``arch`` into ``outdir`` (replacing a previous build).
+
+    ``trim`` and ``strip`` are ``mlflow-lambda package``'s ``--trim`` and ``--strip``.
+    """
     import time
 
     def quiet(message: str) -> None:
@@ -47,18 +61,22 @@ def build_bundle(model_uri: str, outdir: Path, *, arch: str = "x86_64") -> Bundl
     mode = bytecode.DEFAULT_MODE
     started = time.perf_counter()
     try:
-        result = build(BuildOptions(model_uri, outdir, arch=arch), progress=quiet, warn=quiet)
+        result = build(
+            BuildOptions(model_uri, outdir, arch=arch, trim=trim, strip=strip),
+            progress=quiet,
+            warn=quiet,
+        )
     except BundleTooLargeError as exc:
         note = f"the default build failed: {str(exc).splitlines()[0]}"
         mode = "pyc-only"
         started = time.perf_counter()
         result = build(
-            BuildOptions(model_uri, outdir, arch=arch, bytecode_mode=mode),
+            BuildOptions(model_uri, outdir, arch=arch, trim=trim, strip=strip, bytecode_mode=mode),
             progress=quiet,
             warn=quiet,
         )
     elapsed = time.perf_counter() - started
-    return Bundle(result.outdir, arch, mode, note, result.manifest, elapsed)
+    return Bundle(result.outdir, arch, mode, note, result.manifest, elapsed, trim, strip)
 
 
 def task_root(bundle: Bundle, dest: Path) -> Path:

@@ -29,6 +29,15 @@ def _x(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
 
+def _goal_value(goal: dict[str, Any]) -> str:
+    value, unit = goal["value"], goal.get("unit", "x")
+    if value is None:
+        return "n/a"
+    return {"x": f"{value:.3f}x", "ms": f"{value:.2f} ms", "s": f"{value:.1f} s"}.get(
+        unit, f"{value:.1f} {unit}"
+    )
+
+
 def _status(goal: dict[str, Any]) -> str:
     return {True: "met", False: "**missed**", None: "not measured"}[goal["met"]]
 
@@ -222,12 +231,9 @@ def render(results: dict[str, Any], summary: dict[str, Any], chart: str | None) 
         "|---|---|---|---|---|",
     ]
     for g in summary["goals"]:
-        value = (
-            "n/a"
-            if g["value"] is None
-            else (f"{g['value']:.2f} ms" if g["name"] == "warm overhead" else f"{g['value']:.3f}x")
+        lines.append(
+            f"| {g['model']} | {g['target']} | {_goal_value(g)} | {_status(g)} | {g['detail']} |"
         )
-        lines.append(f"| {g['model']} | {g['target']} | {value} | {_status(g)} | {g['detail']} |")
     lines.append("")
     lines += _cold_section(results, summary) + _warm_section(results, summary)
     lines += _memory_section(results, summary) + size_section(results)

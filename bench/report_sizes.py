@@ -6,6 +6,7 @@ from typing import Any
 
 from bench.sizes import MB, top_rows
 from bench.stats import fmt_spread
+from bench.summary import build_by_arch
 
 
 def _size(value: int | None) -> str:
@@ -32,6 +33,12 @@ def short_command(command: str) -> str:
     return " ".join(out)
 
 
+def _pair(sizes: dict[str, Any] | None) -> str:
+    if not sizes:
+        return ""
+    return f"{_size(sizes['unzipped_bytes'])} / {_size(sizes['zipped_bytes'])}"
+
+
 def size_section(results: dict[str, Any]) -> list[str]:
     size = results.get("size", {})
     if not size:
@@ -39,42 +46,48 @@ def size_section(results: dict[str, Any]) -> list[str]:
     out = [
         "## 4. Size",
         "",
-        "Bundle of the README example vs a naive `pip install -t` of the same "
-        "distributions (pip's defaults, zipped with the same deflate level 9).",
+        "Bundle of the README example, built with the default options and with the opt-in "
+        "`--trim --strip`, vs a naive `pip install -t` of the default build's distributions "
+        "(pip's defaults, zipped with the same deflate level 9). MB = 2^20 bytes.",
         "",
-        "| arch | ours unzipped | ours zipped | naive unzipped | naive zipped |",
-        "|---|---|---|---|---|",
+        "| arch | build | ours unzipped | ours zipped | naive unzipped | naive zipped |",
+        "|---|---|---|---|---|---|",
     ]
     for arch, entry in size.items():
-        b, n = entry.get("bundle", {}), entry.get("naive", {})
-        out.append(
-            f"| {arch} | {_size(b.get('unzipped_bytes'))} | {_size(b.get('zipped_bytes'))} "
-            f"| {_size(n.get('unzipped_bytes'))} | {_size(n.get('zipped_bytes'))} |"
-        )
+        for variant, flags in (("bundle", "default"), ("slim", "`--trim --strip`")):
+            b = entry.get(variant)
+            if b is None:
+                continue
+            n = entry.get("naive", {}) if variant == "bundle" else {}
+            naive = (
+                f"{_size(n.get('unzipped_bytes'))} | {_size(n.get('zipped_bytes'))}" if n else " | "
+            )
+            out.append(
+                f"| {arch} | {flags} | {_size(b.get('unzipped_bytes'))} "
+                f"| {_size(b.get('zipped_bytes'))} | {naive} |"
+            )
     for arch, entry in size.items():
         if "bundle" not in entry:
             continue
         naive = entry.get("naive", {}).get("packages", {})
+        slim = entry.get("slim", {}).get("packages", {})
         out += [
             "",
-            f"Per package, {arch} (ours unzipped / zipped; naive unzipped / zipped):",
+            f"Per package, {arch} (unzipped / zipped):",
             "",
-            "| package | ours | naive |",
-            "|---|---|---|",
+            "| package | ours | ours, `--trim --strip` | naive |",
+            "|---|---|---|---|",
         ]
         shown: list[str] = []
         for name, unzipped, zipped in top_rows(entry["bundle"], n=10):
-            other = naive.get(name)
-            if name.startswith("other (") and naive:
-                rest = [r for n, r in naive.items() if n not in shown]
-                other = {k: sum(r[k] for r in rest) for k in ("unzipped_bytes", "zipped_bytes")}
+            theirs, trimmed = naive.get(name), slim.get(name)
+            if name.startswith("other ("):
+                theirs, trimmed = _rest(naive, shown), _rest(slim, shown)
             shown.append(name)
-            theirs = (
-                f"{_size(other['unzipped_bytes'])} / {_size(other['zipped_bytes'])}"
-                if other
-                else ""
+            out.append(
+                f"| {name} | {_size(unzipped)} / {_size(zipped)} | {_pair(trimmed)} "
+                f"| {_pair(theirs)} |"
             )
-            out.append(f"| {name} | {_size(unzipped)} / {_size(zipped)} | {theirs} |")
         if entry.get("naive", {}).get("command"):
             out += [
                 "",
@@ -85,25 +98,44 @@ def size_section(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def _rest(packages: dict[str, Any], shown: list[str]) -> dict[str, int] | None:
+    """The packages not ``shown`` as one row, or None when there are no packages at all."""
+    if not packages:
+        return None
+    rest = [r for n, r in packages.items() if n not in shown]
+    return {k: sum(r[k] for r in rest) for k in ("unzipped_bytes", "zipped_bytes")}
+
+
+_BUILD_LABELS = {
+    "cold": "cold (every cache empty)",
+    "wheels_cached": "wheels cached, deps rebuilt",
+    "warm": "warm (prepared-deps cache hit)",
+}
+
+
 def build_section(results: dict[str, Any], summary: dict[str, Any]) -> list[str]:
-    build = summary.get("build", {})
+    build = {arch: s for arch, s in summary.get("build", {}).items() if s}
     if not build:
         return []
-    labels = {
-        "cold": "cold (every cache empty)",
-        "wheels_cached": "wheels cached, deps rebuilt",
-        "warm": "warm (prepared-deps cache hit)",
-    }
+    raw = build_by_arch(results["build"])
+    arches = list(build)
     out = [
         "## 5. Build time",
         "",
-        f"`{results['build']['command']}`, README example, x86_64.",
+        "README example, each build a fresh process with caches of its own; "
+        + "; ".join(f"{arch}: `{raw[arch]['command']}`" for arch in arches)
+        + ".",
         "",
-        "| build | median (min-max, n) |",
-        "|---|---|",
+        "| build | " + " | ".join(f"{arch}: median (min-max, n)" for arch in arches) + " |",
+        "|---" * (len(arches) + 1) + "|",
     ]
-    for name, s in build.items():
-        d = {k: v * 1000 if isinstance(v, float) else v for k, v in s.items()}
-        out.append(f"| {labels.get(name, name)} | {fmt_spread(d)} |")
+    for name, label in _BUILD_LABELS.items():
+        cells = []
+        for arch in arches:
+            s = build[arch].get(name)
+            d = {k: v * 1000 if isinstance(v, float) else v for k, v in (s or {}).items()}
+            cells.append(fmt_spread(d) if s else "not measured")
+        if any(build[arch].get(name) for arch in arches):
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
     out.append("")
     return out

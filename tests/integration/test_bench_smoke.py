@@ -69,6 +69,11 @@ def synthetic_results() -> dict[str, Any]:
         "model": {"unzipped_bytes": 2 * 2**20, "zipped_bytes": 2**20 // 10, "files": 7},
     }
     bundle = {"unzipped_bytes": 92 * 2**20, "zipped_bytes": 31 * 2**20, "packages": size_rows}
+    slim_rows = {
+        "scipy": {"unzipped_bytes": 80 * 2**20, "zipped_bytes": 28 * 2**20, "files": 700},
+        "model": size_rows["model"],
+    }
+    slim = {"unzipped_bytes": 82 * 2**20, "zipped_bytes": 29 * 2**20, "packages": slim_rows}
     naive = {
         "unzipped_bytes": 140 * 2**20,
         "zipped_bytes": 44 * 2**20,
@@ -107,10 +112,22 @@ def synthetic_results() -> dict[str, Any]:
             }
         },
         "warm": {"readme": {"in_process": in_process, "http": http}},
-        "size": {"x86_64": {"bundle": bundle, "naive": naive}},
+        "size": {
+            "x86_64": {"model": "readme", "bundle": bundle, "slim": slim, "naive": naive},
+            "arm64": {"model": "readme", "bundle": {**bundle, "unzipped_bytes": 170 * 2**20}},
+        },
         "build": {
-            "seconds": {"cold": [25.0, 27.0], "wheels_cached": [21.0], "warm": [10.0]},
-            "command": "mlflow-lambda package -m models:/MyRandomForest/latest -o OUTDIR",
+            "x86_64": {
+                "model": "readme",
+                "seconds": {"cold": [25.0, 27.0], "wheels_cached": [21.0], "warm": [10.0]},
+                "command": "mlflow-lambda package -m models:/MyRandomForest/latest -o OUTDIR",
+            },
+            "arm64": {
+                "model": "readme",
+                "seconds": {"warm": [15.0, 16.0]},
+                "command": "mlflow-lambda package -m models:/MyRandomForest/latest -o OUTDIR "
+                "--arch arm64",
+            },
         },
     }
 
@@ -156,24 +173,56 @@ def test_summary_and_goals() -> None:
         "ratio_total": pytest.approx(160 / 515),
         "ratio_worker": pytest.approx(160 / 275),
     }
-    met = {(g["name"], g["met"]) for g in summary["goals"]}
-    assert met == {
-        ("cold start", True),
-        ("warm overhead", True),
-        ("10 000 rows", True),
-        ("peak RSS", True),
-    }
-    assert summary["build"]["cold"]["median"] == 26.0
+    assert [(g["model"], g["target"], g["value"], g["met"]) for g in summary["goals"]] == [
+        ("readme", "ours <= 0.4 x mlflow.pyfunc.load_model + predict (fresh process)",
+         pytest.approx(1100 / 3000), True),
+        ("readme", "handler p50 - bare predict p50 <= 1 ms (2 rows)", pytest.approx(0.6), True),
+        ("readme", "ours p50 <= 0.5 x mlflow models serve p50", pytest.approx(0.5), True),
+        ("readme", "ours <= 0.6 x mlflow models serve", pytest.approx(160 / 515), True),
+        ("readme x86_64 (default)", "unzipped <= 160 MB", 92.0, True),
+        ("readme x86_64 (default)", "zip <= 50 MB", 31.0, True),
+        ("readme x86_64 (--trim --strip)", "unzipped <= 160 MB", 82.0, True),
+        ("readme x86_64 (--trim --strip)", "zip <= 50 MB", 29.0, True),
+        ("readme arm64 (default)", "unzipped <= 160 MB", 170.0, False),
+        ("readme arm64 (default)", "zip <= 50 MB", 31.0, True),
+        ("readme arm64 (--trim --strip)", "unzipped <= 160 MB", None, None),
+        ("readme arm64 (--trim --strip)", "zip <= 50 MB", None, None),
+        ("readme x86_64 (default)", "warm rebuild < 15 s", 10.0, True),
+        ("readme arm64 (default)", "warm rebuild < 15 s", 15.5, False),
+    ]  # fmt: skip
+    assert summary["build"]["x86_64"]["cold"]["median"] == 26.0
+    assert summary["build"]["arm64"] == {"warm": summarize([15.0, 16.0]).to_dict()}
 
 
 def test_missing_measurements_are_not_measured() -> None:
     results = synthetic_results()
     results["cold"] = {}
     results["warm"] = {}
+    results["size"] = {}
+    results["build"] = {}
     goals = summarize_results(results)["goals"]
     assert [(g["name"], g["met"]) for g in goals] == [
         ("cold start", None), ("warm overhead", None), ("10 000 rows", None), ("peak RSS", None),
+        *[(f"{what} size", None) for _ in range(4) for what in ("unzipped", "zip")],
+        ("warm rebuild", None), ("warm rebuild", None),
     ]  # fmt: skip
+
+
+def test_warm_rebuild_goal_is_strict() -> None:
+    results = synthetic_results()
+    results["build"]["x86_64"]["seconds"]["warm"] = [15.0]
+    goal = summarize_results(results)["goals"][-2]
+    assert (goal["target"], goal["value"], goal["met"]) == ("warm rebuild < 15 s", 15.0, False)
+
+
+def test_old_build_layout_renders() -> None:
+    """A latest.json from before arm64 build times held the x86_64 build at the top level."""
+    results = synthetic_results()
+    results["build"] = results["build"]["x86_64"]
+    summary = summarize_results(results)
+    assert list(summary["build"]) == ["x86_64"]
+    md = render(results, summary, None)
+    assert "| cold (every cache empty) | 26.0 s (25.0 s-27.0 s, n=2) |" in md
 
 
 def test_report_rendering() -> None:
@@ -196,14 +245,23 @@ def test_report_rendering() -> None:
         "| 10,000 | 23.0 ms / 24.0 ms | 17.0 ms / 17.0 ms | 32.0 ms / 34.0 ms | 64.0 ms / 69.9 ms "
         "| 6.00 ms | 0.50x | 312,500 | 154,639 |"
     ) in md
-    assert "| x86_64 | 92.0 MB | 31.0 MB | 140.0 MB | 44.0 MB |" in md
-    assert "| scipy | 90.0 MB / 30.0 MB | 136.0 MB / 43.0 MB |" in md
-    assert "| model | 2.0 MB / 0.1 MB |  |" in md
+    assert "| readme x86_64 (--trim --strip) | zip <= 50 MB | 29.0 MB | met |" in md
+    assert "| readme arm64 (default) | unzipped <= 160 MB | 170.0 MB | **missed** |" in md
+    assert "| readme arm64 (default) | warm rebuild < 15 s | 15.5 s | **missed** |" in md
+    assert "| readme arm64 (--trim --strip) | zip <= 50 MB | n/a | not measured |" in md
+    assert "| x86_64 | default | 92.0 MB | 31.0 MB | 140.0 MB | 44.0 MB |" in md
+    assert "| x86_64 | `--trim --strip` | 82.0 MB | 29.0 MB |  |  |" in md
+    assert "| arm64 | default | 170.0 MB | 31.0 MB |  |  |" in md
+    assert "| scipy | 90.0 MB / 30.0 MB | 80.0 MB / 28.0 MB | 136.0 MB / 43.0 MB |" in md
+    assert "| model | 2.0 MB / 0.1 MB | 2.0 MB / 0.1 MB |  |" in md
     assert (
         "Naive command: `pip install --target DIR --platform a_1 ... a_2 (2 tags) "
         "--only-binary=:all: X` (the naive tree holds no model or handler)."
     ) in md
-    assert "| cold (every cache empty) | 26.0 s (25.0 s-27.0 s, n=2) |" in md
+    assert "| build | x86_64: median (min-max, n) | arm64: median (min-max, n) |" in md
+    assert "| cold (every cache empty) | 26.0 s (25.0 s-27.0 s, n=2) | not measured |" in md
+    assert "| warm (prepared-deps cache hit) | 10.0 s (10.0 s-10.0 s, n=1) " \
+        "| 15.5 s (15.0 s-16.0 s, n=2) |" in md  # fmt: skip
     assert "- a synthetic note" in md
 
 
