@@ -183,7 +183,6 @@ def _upload_model(model_dir: Path, uri: str, files: dict[str, str], progress: Pr
 
 
 def _trim(
-    opts: BuildOptions,
     config: dict[str, Any],
     plan: BundlePlan,
     installed: dict[str, str],
@@ -351,7 +350,7 @@ def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResul
         trimmed = None
         if opts.trim:
             model_dir = resolved.local_dir if opts.model_location else app / "model"
-            trimmed = _trim(opts, config, plan, installed, (app, deps, work), interpreter,
+            trimmed = _trim(config, plan, installed, (app, deps, work), interpreter,
                             deps_opts, model_dir, progress)  # fmt: skip
             if checked:  # on this host the check runs: run it on what --trim left
                 progress("checking that the trimmed bundle imports and predicts on its own")

@@ -114,3 +114,27 @@ def test_arm64_is_trimmed_with_the_trace_of_its_x86_64_twin(
     arm_names = {n.replace("aarch64", "x86_64") for n in arm.namelist() if n.endswith(".so")}
     x86_names = {n for n in x86.namelist() if n.endswith(".so") and ".libs/" not in n}
     assert x86_names <= arm_names
+
+
+def test_trim_without_an_input_example_fails_with_one_line_and_leaves_nothing(
+    forest: LoggedModel, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    import yaml
+
+    model = tmp_path / "model"
+    shutil.copytree(forest.local_dir, model)
+    mlmodel = yaml.safe_load((model / "MLmodel").read_text())
+    mlmodel.pop("saved_input_example_info")
+    (model / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    for name in ("input_example.json", "serving_input_example.json"):
+        (model / name).unlink()
+    out = tmp_path / "out"
+    assert run_cli("package", "-m", model, "-o", out, "--trim", "--cache-dir", cache_dir) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "Error: --trim needs the model's input example to trace what predicting imports; log "
+        "the model with input_example=... or package without --trim"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no bundle, no staging left
