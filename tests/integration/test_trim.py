@@ -14,6 +14,7 @@ from infra.invoke import invoke_bundle
 from packager.bytecode import find_interpreter
 from tests.integration.conftest import run_cli
 from tests.mlflow_models import LoggedModel
+from tests.parity_corpus import ARRAY, FOREST, PIPELINE, REGRESSOR, Case
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).parent.parent.parent / "examples"
@@ -138,3 +139,54 @@ def test_trim_without_an_input_example_fails_with_one_line_and_leaves_nothing(
         "the model with input_example=... or package without --trim"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no bundle, no staging left
+
+
+# Every request of the parity corpus, through the bundle's own handler, in one process per bundle.
+_ANSWER_ALL = """
+import json, sys
+sys.path[:0] = [sys.argv[1]]
+import handler.lambda_function as lf
+events = json.load(open(sys.argv[2]))
+print(json.dumps([lf.handler(event, None) for event in events]))
+"""
+CORPUS = {"forest": FOREST, "regressor": REGRESSOR, "pipeline": PIPELINE, "array_model": ARRAY}
+
+
+def _answers(outdir: Path, cases: list[Case], tmp: Path) -> list[dict[str, object]]:
+    root = tmp / outdir.name
+    with zipfile.ZipFile(outdir / "bundle.zip") as zf:
+        zf.extractall(root)
+    python = find_interpreter(json.loads((outdir / "manifest.json").read_text())["python_version"])
+    assert python is not None
+    events = tmp / f"{outdir.name}-events.json"
+    events.write_text(json.dumps([
+        make_event("v2", c.raw_body(), content_type=c.content_type) for c in cases
+    ]))  # fmt: skip
+    done = subprocess.run(
+        [str(python), "-I", "-S", "-c", _ANSWER_ALL, str(root), str(events)],
+        capture_output=True, text=True, timeout=300, check=True,
+        env={"MODEL_CONFIG": str(root / "model.json"), "MODEL_DIR": str(root / "model"),
+             "LOG_LEVEL": "CRITICAL"},
+    )  # fmt: skip
+    answers: list[dict[str, object]] = json.loads(done.stdout.splitlines()[-1])
+    return answers
+
+
+@pytest.mark.parametrize("name", ["regressor", "pipeline", "array_model"])
+def test_a_trimmed_bundle_answers_the_whole_parity_corpus_like_the_full_one(
+    name: str, request: pytest.FixtureRequest, cache_dir: Path, tmp_path: Path
+) -> None:
+    """The trace sees only the input example; the corpus has every format, type error, params
+    case and CSV quirk of PROTOCOL.md for that model. Same answers, byte for byte."""
+    model: LoggedModel = request.getfixturevalue(name)
+    builds = {}
+    for flags in ((), ("--trim",)):
+        out = tmp_path / ("trimmed" if flags else "full")
+        assert run_cli("package", "-m", model.model_uri, "-o", out, *flags,
+                       "--cache-dir", cache_dir) == 0  # fmt: skip
+        builds[out.name] = out
+    full = _answers(builds["full"], CORPUS[name], tmp_path)
+    trimmed = _answers(builds["trimmed"], CORPUS[name], tmp_path)
+    assert len(full) == len(CORPUS[name]) and 200 in {a["statusCode"] for a in full}
+    for case, a, b in zip(CORPUS[name], full, trimmed, strict=True):
+        assert (case.id, b) == (case.id, a)
