@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -153,12 +154,12 @@ CORPUS = {"forest": FOREST, "regressor": REGRESSOR, "pipeline": PIPELINE, "array
 
 
 def _answers(outdir: Path, cases: list[Case], tmp: Path) -> list[dict[str, object]]:
-    root = tmp / outdir.name
+    root = Path(tempfile.mkdtemp(prefix="task-", dir=tmp))  # a fresh one per bundle
     with zipfile.ZipFile(outdir / "bundle.zip") as zf:
         zf.extractall(root)
     python = find_interpreter(json.loads((outdir / "manifest.json").read_text())["python_version"])
     assert python is not None
-    events = tmp / f"{outdir.name}-events.json"
+    events = root.with_suffix(".events.json")
     events.write_text(json.dumps([
         make_event("v2", c.raw_body(), content_type=c.content_type) for c in cases
     ]))  # fmt: skip
@@ -169,6 +170,8 @@ def _answers(outdir: Path, cases: list[Case], tmp: Path) -> list[dict[str, objec
              "LOG_LEVEL": "CRITICAL"},
     )  # fmt: skip
     answers: list[dict[str, object]] = json.loads(done.stdout.splitlines()[-1])
+    # The answers come from this bundle alone: trimmed exactly when it says so.
+    assert (root / "trimmed.json").is_file() == (not (root / "scipy" / "signal").exists())
     return answers
 
 
@@ -189,4 +192,14 @@ def test_a_trimmed_bundle_answers_the_whole_parity_corpus_like_the_full_one(
     trimmed = _answers(builds["trimmed"], CORPUS[name], tmp_path)
     assert len(full) == len(CORPUS[name]) and 200 in {a["statusCode"] for a in full}
     for case, a, b in zip(CORPUS[name], full, trimmed, strict=True):
+        assert (case.id, b) == (case.id, a)
+
+
+def test_the_trimmed_forest_answers_its_parity_corpus_like_the_full_one(
+    forest_build: Path, trimmed_build: Path, tmp_path: Path
+) -> None:
+    full = _answers(forest_build, FOREST, tmp_path)
+    trimmed = _answers(trimmed_build, FOREST, tmp_path)
+    assert {a["statusCode"] for a in full} >= {200, 400, 415}
+    for case, a, b in zip(FOREST, full, trimmed, strict=True):
         assert (case.id, b) == (case.id, a)
