@@ -106,8 +106,8 @@ def cli() -> None:
     "--trim",
     is_flag=True,
     help="Also leave out every dependency module that a traced run (loading the model, "
-    "answering its input example in each format) never imported: ~20 MB smaller. An input "
-    "that needs one of them then fails with a 500 naming it. Off by default.",
+    "answering its input example in each format) never imported: 10-20 MB for the README "
+    "example. An input that needs one of them then fails with a 500 naming it. Off by default.",
 )
 @click.option(
     "--cache-dir",
