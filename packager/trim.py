@@ -74,6 +74,8 @@ class Trace:
 
 @dataclass
 class TrimReport:
+    """What ``trim_tree`` left out: module names, files (relative POSIX paths) and bytes."""
+
     removed_modules: list[str] = field(default_factory=list)
     removed_files: list[str] = field(default_factory=list)
     bytes_saved: int = 0
