@@ -24,7 +24,8 @@ from typing import Any
 import yaml
 
 from infra.events import make_event
-from infra.local import DEFAULT_HANDLER, InvocationError, InvokeResult, LocalLambda
+from infra.local import DEFAULT_HANDLER, LocalLambda
+from infra.results import InvocationError, InvokeResult
 from infra.rie import host_arch
 from infra.runtime_dir import find_python
 from packager.errors import LocalInvokeError

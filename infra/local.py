@@ -25,12 +25,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from infra import runtime_api
-from infra.rie import RieUnavailableError, locate_rie
+from infra.results import InvokeResult, classify
+from infra.rie import RieUnavailableError, free_ports, locate_rie, rie_reason
 from infra.runtime_dir import (
     BOOTSTRAP_NAME,
     Interpreter,
@@ -51,87 +51,12 @@ INIT_LIMIT_S = 10
 _READY_TIMEOUT_S = 15.0
 _RIE_START_ATTEMPTS = 3
 _LOG_SETTLE_S = 3.0
-_ERROR_KEYS = {"errorMessage", "errorType", "requestId", "stackTrace", "cause"}
-_TIMED_OUT = re.compile(r"^Task timed out after [\d.]+ seconds$")
 _INIT_REPORT = re.compile(r"INIT REPORT\(durationMs: ([\d.]+)\)")
 _RTDONE = re.compile(r"INVOKE RTDONE\(.*duration: ([\d.]+)ms\)")
 _REPORT_DURATION = re.compile(r"^REPORT RequestId: .*\tDuration: ([\d.]+) ms")
 # The RIE's last line for an invocation: its REPORT, or "Invoke DONE failed" when none follows.
 _TERMINAL = re.compile(r"^REPORT RequestId:|\(rapid\) Invoke DONE failed")
 _NOT_LOGS = ("START RequestId:", "END RequestId:", "REPORT RequestId:")
-
-
-@dataclass(frozen=True)
-class InvokeResult:
-    """One invocation as Lambda reports it: the response payload and the REPORT numbers."""
-
-    payload: bytes
-    error_type: str | None  # None on success; e.g. "ValueError", "Runtime.ImportModuleError"
-    error_message: str | None
-    init_ms: float | None  # None on a warm invocation
-    duration_ms: float | None
-    max_memory_mb: float | None  # peak RSS (VmHWM) of the runtime process
-    memory_size_mb: int
-    emulator: str  # "rie" or "python"
-    logs: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        """True when the function returned normally."""
-        return self.error_type is None
-
-    def json(self) -> Any:
-        """The payload parsed as JSON."""
-        return json.loads(self.payload)
-
-
-class InvocationError(LocalInvokeError):
-    """The function failed (raised, did not import, timed out); ``.result`` has the details."""
-
-    def __init__(self, message: str, result: InvokeResult) -> None:
-        super().__init__(message)
-        self.result = result
-
-
-def classify(status: int, body: bytes) -> tuple[str | None, str | None]:
-    """Tell a function error from a response in what the RIE's invoke endpoint returns.
-
-    The RIE answers 200 for both a result and an error the handler raised (it sets no
-    X-Amz-Function-Error header), 200 with plain text on a timeout and 502 on init failures.
-    """
-    text = body.decode("utf-8", "replace")
-    if _TIMED_OUT.match(text.strip()):
-        return "Sandbox.Timedout", text.strip()
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        doc = None
-    if isinstance(doc, dict) and {"errorType", "errorMessage"} <= set(doc) <= _ERROR_KEYS:
-        return str(doc["errorType"]), str(doc["errorMessage"])
-    if status != 200:
-        return "Runtime.Unknown", text
-    return None, None
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct ports that were free a moment ago (all held open while choosing)."""
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _rie_reason(output: str) -> str:
-    """The RIE's own PANIC/ERROR/FATAL line (not the Go stack after it), else its last line."""
-    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
-    for line in lines:
-        if re.search(r"\[(PANIC|FATAL|ERROR)\]", line):
-            return line[:300]
-    return lines[-1][:300] if lines else "(no output)"
 
 
 def _first(pattern: re.Pattern[str], lines: list[str]) -> float | None:
@@ -249,7 +174,7 @@ class LocalLambda:
         # The ports are free when chosen but another process can take one before the RIE binds
         # it; the RIE then panics (exit 2). Try again on fresh ports, a bounded number of times.
         for attempt in range(1, _RIE_START_ATTEMPTS + 1):
-            self._rie_port, api_port = _free_ports(2)
+            self._rie_port, api_port = free_ports(2)
             argv = [str(rie), "--runtime-interface-emulator-address", f"127.0.0.1:{self._rie_port}"]
             argv += ["--runtime-api-address", f"127.0.0.1:{api_port}", *self._argv]
             try:
@@ -261,7 +186,7 @@ class LocalLambda:
                 return
             output = self._drain_rie_output()
             if attempt == _RIE_START_ATTEMPTS or "address already in use" not in output:
-                raise RieUnavailableError(f"the RIE exited with code {code}: {_rie_reason(output)}")
+                raise RieUnavailableError(f"the RIE exited with code {code}: {rie_reason(output)}")
             logger.info("the RIE could not bind its ports; retrying on others")
 
     def _wait_rie_listening(self) -> int | None:

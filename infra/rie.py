@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -122,3 +124,25 @@ def locate_rie(
         # Atomic: a concurrent fetch of the same version leaves one complete binary.
         os.replace(partial, target)
     return target
+
+
+# -- launching it: ports and the reason it gave up ---------------------------------------
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports that were free a moment ago (all held open while choosing)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def rie_reason(output: str) -> str:
+    """The RIE's own PANIC/ERROR/FATAL line (not the Go stack after it), else its last line."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for line in lines:
+        if re.search(r"\[(PANIC|FATAL|ERROR)\]", line):
+            return line[:300]
+    return lines[-1][:300] if lines else "(no output)"

@@ -24,7 +24,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from infra.events import make_event
 from infra.invoke import describe_failure, format_report, open_bundle
-from infra.local import MAX_REQUEST_BYTES, InvokeResult, LocalLambda
+from infra.local import MAX_REQUEST_BYTES, LocalLambda
+from infra.results import InvokeResult
 from infra.runtime_api import KeepAliveHandler
 from packager.errors import LocalInvokeError
 

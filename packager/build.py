@@ -20,26 +20,20 @@ from typing import Any, Literal
 
 import handler
 from infra.events import write_events
-from infra.rie import host_arch
 from infra.template import TemplateOptions, suggest_memory_mb, write_template
 from packager import assemble, bytecode, sizes, trim
 from packager.deps import DepsOptions, prepare_dependencies
-from packager.errors import BundleCheckError, PackagingError
+from packager.errors import BundleCheckError
 from packager.importcheck import ImportCheck, import_check
 from packager.inspection import write_model_config
 from packager.install import RuntimeTooOldError, cache_root
 from packager.manifest import Manifest
+from packager.outdir import prepare_outdir, publish
 from packager.plan import BundlePlan, plan_bundle
 from packager.resolve import resolve_model
 
 Progress = Callable[[str], None]
-PROTECTED_NAMES = ("handler", "model", "model.json")
-MB = 1024 * 1024
 MIN_MEMORY_MB = 1024
-# What a build writes into OUTDIR; a rebuild replaces these and keeps everything else.
-BUILD_OUTPUTS = frozenset(
-    {"bundle.zip", "image", "manifest.json", "model.json", "template.yaml", "events"}
-)
 
 
 @dataclass(frozen=True)
@@ -141,38 +135,6 @@ def _copy_handler(dest: Path) -> None:
         shutil.copyfile(path, target)
 
 
-def _prepare_outdir(outdir: Path) -> None:
-    """Refuse to replace a directory that is not a previous build's output."""
-    if not outdir.exists():
-        return
-    if not outdir.is_dir():
-        raise PackagingError(f"output {str(outdir)!r} exists and is not a directory")
-    if any(outdir.iterdir()) and not (outdir / "manifest.json").is_file():
-        raise PackagingError(
-            f"output directory {str(outdir)!r} is not empty and holds no previous build "
-            f"(no manifest.json); choose another -o or empty it"
-        )
-
-
-def _publish(staged: Path, outdir: Path) -> None:
-    """Swap the finished build into ``outdir`` (renames on the same file system).
-
-    What the previous build wrote is replaced; anything else in ``outdir`` is kept, such
-    as the ``samconfig.toml`` and ``.aws-sam/`` that ``sam deploy --guided`` leaves there.
-    """
-    old = None
-    if outdir.exists():
-        old = outdir.with_name(f".{outdir.name}.old-{staged.name}")
-        outdir.rename(old)
-        produced = {p.name for p in staged.iterdir()}
-        for entry in sorted(old.iterdir()):
-            if entry.name not in produced and entry.name not in BUILD_OUTPUTS:
-                entry.rename(staged / entry.name)
-    staged.rename(outdir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _upload_model(model_dir: Path, uri: str, files: dict[str, str], progress: Progress) -> None:
     import boto3
 
@@ -180,65 +142,6 @@ def _upload_model(model_dir: Path, uri: str, files: dict[str, str], progress: Pr
 
     progress(f"uploading the model to {uri}")
     upload_model(model_dir, uri, files, boto3.client("s3"))
-
-
-def _trim(
-    config: dict[str, Any],
-    plan: BundlePlan,
-    installed: dict[str, str],
-    dirs: tuple[Path, Path, Path],
-    interpreter: Path | None,
-    deps_opts: DepsOptions,
-    model_dir: Path,
-    progress: Progress,
-) -> trim.TrimReport:
-    """Trace the staged bundle and leave out what the run never imported (``--trim``).
-
-    A target this host cannot run is traced on a twin of its dependencies installed for the
-    host's architecture (same pins, same Python).
-    """
-    app, deps, work = dirs
-    if interpreter is None:
-        raise BundleCheckError(
-            f"--trim runs the bundle to see what it imports, and needs Python "
-            f"{plan.python_version} on this host; install it (e.g. pyenv install "
-            f"{plan.python_version}) or package without --trim"
-        )
-    traced, twin_root = [app, deps], None
-    host = host_arch()
-    if host != plan.arch:
-        progress(f"--trim: installing the same dependencies for {host} to trace them here")
-        twin_plan = plan_bundle(
-            config, python=plan.python_version, arch=host, warn=lambda _m: None,
-            force_pandas=plan.needs_pandas,
-        )  # fmt: skip
-        twin_root = work / f"twin-{host}"
-        twin_root.mkdir()
-        twin = prepare_dependencies(
-            twin_plan, twin_root, deps_opts, interpreter=interpreter, progress=progress
-        )
-        if twin != installed:
-            names = sorted(set(installed) | set(twin))
-            differ = [f"{k} {installed.get(k)} vs {twin.get(k)}" for k in names
-                      if installed.get(k) != twin.get(k)]  # fmt: skip
-            raise BundleCheckError(
-                f"--trim: the {host} twin resolved other versions than {plan.arch} "
-                f"({', '.join(differ)}), so its trace would not describe the bundle; "
-                "package without --trim"
-            )
-        traced = [app, twin_root]
-    progress("--trim: tracing what importing the model and answering requests imports")
-    trace = trim.trace_bundle(
-        traced, interpreter, config.get("input_example"), model_dir=model_dir, work=work
-    )
-    report = trim.trim_tree(deps, trace, traced_root=twin_root)
-    trim.write_trimmed(app, report)
-    progress(
-        f"--trim: left out {len(report.removed_modules)} modules never imported "
-        f"({len(report.removed_files)} files, {report.bytes_saved / MB:.1f} MB); "
-        f"listed in {trim.TRIMMED_FILE}"
-    )
-    return report
 
 
 def build(opts: BuildOptions, *, progress: Progress = print, warn: Progress = print) -> BuildResult:
@@ -256,7 +159,7 @@ def build(opts: BuildOptions, *, progress: Progress = print, warn: Progress = pr
 
 def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResult:
     outdir = Path(opts.outdir).resolve()
-    _prepare_outdir(outdir)
+    prepare_outdir(outdir)
     outdir.parent.mkdir(parents=True, exist_ok=True)
     warnings: list[str] = []
     deps_opts = DepsOptions(
@@ -350,7 +253,7 @@ def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResul
         trimmed = None
         if opts.trim:
             model_dir = resolved.local_dir if opts.model_location else app / "model"
-            trimmed = _trim(config, plan, installed, (app, deps, work), interpreter,
+            trimmed = trim.trim_bundle(config, plan, installed, (app, deps, work), interpreter,
                             deps_opts, model_dir, progress)  # fmt: skip
             if checked:  # on this host the check runs: run it on what --trim left
                 progress("checking that the trimmed bundle imports and predicts on its own")
@@ -407,7 +310,7 @@ def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResul
         # sklearn) is CPU-bound, so 1024 MB is the floor for a quick cold start; a model
         # whose measured peak needs more gets more. A floor also keeps template.yaml the
         # same from build to build, since a measured peak varies by tens of MB.
-        memory = max(MIN_MEMORY_MB, suggest_memory_mb(peak_mb, size.unzipped / MB))
+        memory = max(MIN_MEMORY_MB, suggest_memory_mb(peak_mb, size.unzipped / sizes.MB))
         if peak_mb is not None:
             progress(f"peak memory at import + predict: {peak_mb:.0f} MB; MemorySize {memory}")
         template = write_template(
@@ -423,7 +326,7 @@ def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResul
             ),
         )
         write_events(staged, config)
-        _publish(staged, outdir)
+        publish(staged, outdir)
         progress(f"built {outdir}")
         return BuildResult(
             outdir=outdir,

@@ -221,7 +221,7 @@ def invoke(
     function fails or answers with an error (HTTP status >= 400, or an error body).
     """
     from infra.invoke import format_report, format_response, invoke_bundle, load_event
-    from infra.local import InvocationError
+    from infra.results import InvocationError
 
     payload = load_event(outdir, event_file=event, data_file=data, event_type=event_type)
     try:

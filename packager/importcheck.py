@@ -64,28 +64,17 @@ def import_check(
         )
     if interpreter is None:
         return ImportCheck(f"skipped the import check: no Python {python} on this host")
-    env = {
-        "MLFLOW_LAMBDA_PATHS": json.dumps([str(r) for r in roots]),
-        "MLFLOW_LAMBDA_EXAMPLE": json.dumps(example),
-        "MODEL_CONFIG": str(roots[0] / "model.json"),
-        "MODEL_DIR": str(model_dir or roots[0] / "model"),
-        "PATH": "/usr/bin:/bin",
-        "LOG_LEVEL": "WARNING",
-    }
-    done = subprocess.run(
-        [str(interpreter), "-I", "-S", "-c", _PROBE],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result = run_in_bundle(
+        interpreter,
+        _PROBE,
+        roots,
+        {
+            "MLFLOW_LAMBDA_EXAMPLE": json.dumps(example),
+            "MODEL_DIR": str(model_dir or roots[0] / "model"),
+            "LOG_LEVEL": "WARNING",
+        },
+        failure=f"the bundle does not import on its own with Python {python}",
     )
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-6:])
-        raise BundleCheckError(
-            f"the bundle does not import on its own with Python {python}:\n{tail}"
-        )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
     answer = result["answer"]
     if isinstance(answer, dict) and "error_code" in answer:
         raise BundleCheckError(
@@ -93,3 +82,27 @@ def import_check(
             f"{answer['error_code']}: {answer.get('message')}"
         )
     return ImportCheck(None, answer, round(result["peak_kb"] / 1024, 1))
+
+
+def run_in_bundle(
+    interpreter: Path, code: str, roots: list[Path], env: dict[str, str], *, failure: str
+) -> Any:
+    """Run ``code`` in ``python -I -S`` (the stdlib only) with ``roots`` to put on sys.path in
+    ``MLFLOW_LAMBDA_PATHS``; return the JSON of its last line of output.
+
+    Raises :class:`BundleCheckError` with ``failure`` and the last lines of stderr.
+    """
+    full = {
+        "MLFLOW_LAMBDA_PATHS": json.dumps([str(r) for r in roots]),
+        "MODEL_CONFIG": str(roots[0] / "model.json"),
+        "PATH": "/usr/bin:/bin",
+        **env,
+    }
+    done = subprocess.run(
+        [str(interpreter), "-I", "-S", "-c", code],
+        env=full, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-6:])
+        raise BundleCheckError(f"{failure}:\n{tail}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

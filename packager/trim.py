@@ -28,14 +28,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from infra.events import make_event
+from infra.rie import host_arch
+from packager import sizes
+from packager.deps import DepsOptions, prepare_dependencies
 from packager.errors import BundleCheckError
+from packager.importcheck import run_in_bundle
+from packager.plan import BundlePlan, plan_bundle
 
 TRIMMED_FILE = "trimmed.json"
 # What CPython's extension module loader accepts on Linux (importlib.machinery.EXTENSION_SUFFIXES).
@@ -124,23 +128,18 @@ def trace_bundle(
     """Run the bundle in ``roots`` once per probe event and record what it imported."""
     events = work / "trace-events.json"
     events.write_text(json.dumps(probe_events(example)))
-    env = {
-        "MLFLOW_LAMBDA_PATHS": json.dumps([str(r) for r in roots]),
-        "MLFLOW_LAMBDA_EVENTS": str(events),
-        "MODEL_CONFIG": str(roots[0] / "model.json"),
-        "MODEL_DIR": str(model_dir),
-        "PATH": "/usr/bin:/bin",
-        "LOG_LEVEL": "CRITICAL",
-        "TMPDIR": str(work),
-    }
-    done = subprocess.run(
-        [str(interpreter), "-I", "-S", "-c", _PROBE],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-6:])
-        raise BundleCheckError(f"--trim: the traced run of the bundle failed:\n{tail}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_in_bundle(
+        interpreter,
+        _PROBE,
+        roots,
+        {
+            "MLFLOW_LAMBDA_EVENTS": str(events),
+            "MODEL_DIR": str(model_dir),
+            "LOG_LEVEL": "CRITICAL",
+            "TMPDIR": str(work),
+        },
+        failure="--trim: the traced run of the bundle failed",
+    )
     statuses = tuple(int(s) for s in result["statuses"])
     if statuses[0] != 200:
         raise BundleCheckError(
@@ -183,6 +182,65 @@ def write_trimmed(app: Path, report: TrimReport) -> Path:
     path = app / TRIMMED_FILE
     path.write_text(json.dumps(report.to_dict(), indent=0, sort_keys=True) + "\n")
     return path
+
+
+def trim_bundle(
+    config: dict[str, Any],
+    plan: BundlePlan,
+    installed: dict[str, str],
+    dirs: tuple[Path, Path, Path],
+    interpreter: Path | None,
+    deps_opts: DepsOptions,
+    model_dir: Path,
+    progress: Callable[[str], None],
+) -> TrimReport:
+    """Trace the staged bundle and leave out what the run never imported (``--trim``).
+
+    A target this host cannot run is traced on a twin of its dependencies installed for the
+    host's architecture (same pins, same Python).
+    """
+    app, deps, work = dirs
+    if interpreter is None:
+        raise BundleCheckError(
+            f"--trim runs the bundle to see what it imports, and needs Python "
+            f"{plan.python_version} on this host; install it (e.g. pyenv install "
+            f"{plan.python_version}) or package without --trim"
+        )
+    traced, twin_root = [app, deps], None
+    host = host_arch()
+    if host != plan.arch:
+        progress(f"--trim: installing the same dependencies for {host} to trace them here")
+        twin_plan = plan_bundle(
+            config, python=plan.python_version, arch=host, warn=lambda _m: None,
+            force_pandas=plan.needs_pandas,
+        )  # fmt: skip
+        twin_root = work / f"twin-{host}"
+        twin_root.mkdir()
+        twin = prepare_dependencies(
+            twin_plan, twin_root, deps_opts, interpreter=interpreter, progress=progress
+        )
+        if twin != installed:
+            names = sorted(set(installed) | set(twin))
+            differ = [f"{k} {installed.get(k)} vs {twin.get(k)}" for k in names
+                      if installed.get(k) != twin.get(k)]  # fmt: skip
+            raise BundleCheckError(
+                f"--trim: the {host} twin resolved other versions than {plan.arch} "
+                f"({', '.join(differ)}), so its trace would not describe the bundle; "
+                "package without --trim"
+            )
+        traced = [app, twin_root]
+    progress("--trim: tracing what importing the model and answering requests imports")
+    trace = trace_bundle(
+        traced, interpreter, config.get("input_example"), model_dir=model_dir, work=work
+    )
+    report = trim_tree(deps, trace, traced_root=twin_root)
+    write_trimmed(app, report)
+    progress(
+        f"--trim: left out {len(report.removed_modules)} modules never imported "
+        f"({len(report.removed_files)} files, {report.bytes_saved / sizes.MB:.1f} MB); "
+        f"listed in {TRIMMED_FILE}"
+    )
+    return report
 
 
 # -- file <-> module -----------------------------------------------------------------------

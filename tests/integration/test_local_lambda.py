@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from infra.invoke import invoke_bundle, load_event
-from infra.local import DEFAULT_HANDLER, InvocationError, LocalLambda
+from infra.local import DEFAULT_HANDLER, LocalLambda
+from infra.results import InvocationError
 from infra.runtime_dir import ensure_runtime_dir, find_python, host_interpreter
 from packager.errors import LocalInvokeError
 from tests.integration import local_lambda_helpers as h
@@ -160,7 +161,7 @@ def test_rie_retries_on_fresh_ports_when_one_is_taken(
     """Another process can take a chosen port before the RIE binds it: the RIE panics (exit 2)."""
     from infra import local
 
-    real = local._free_ports
+    real = local.free_ports
     calls = []
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -172,7 +173,7 @@ def test_rie_retries_on_fresh_ports_when_one_is_taken(
             first = real(count)
             return [first[0], taken] if len(calls) <= taken_attempts else first
 
-        monkeypatch.setattr(local, "_free_ports", ports)
+        monkeypatch.setattr(local, "free_ports", ports)
         fn = LocalLambda(roots["echo"], emulator="rie")
         if taken_attempts == 3:  # every attempt: a one-line reason, not a Go stack
             with pytest.raises(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from infra.invoke import describe_failure, format_report
-from infra.local import InvokeResult, classify
+from infra.results import InvokeResult, classify
 from infra.rie import RieUnavailableError, locate_rie
 from infra.runtime_api import ERROR_TYPE_HEADER, MAX_RESPONSE_BYTES, Outcome, RuntimeApi
 
