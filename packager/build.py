@@ -309,7 +309,7 @@ def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResul
         # Lambda gives CPU in proportion to memory, and init (importing numpy, scipy and
         # sklearn) is CPU-bound, so 1024 MB is the floor for a quick cold start; a model
         # whose measured peak needs more gets more. A floor also keeps template.yaml the
-        # same from build to build, since a measured peak varies by tens of MB.
+        # same from build to build, since a measured peak varies by a few MB.
         memory = max(MIN_MEMORY_MB, suggest_memory_mb(peak_mb, size.unzipped / sizes.MB))
         if peak_mb is not None:
             progress(f"peak memory at import + predict: {peak_mb:.0f} MB; MemorySize {memory}")

@@ -23,12 +23,15 @@ from packager.errors import BundleCheckError
 HOST_MACHINES = {"x86_64": ("x86_64", "AMD64"), "arm64": ("aarch64", "arm64")}
 
 _PROBE = """
-import json, os, resource, sys
+import json, os, sys
 sys.path[:0] = json.loads(os.environ["MLFLOW_LAMBDA_PATHS"])
 import handler.lambda_function as lf
 example = json.loads(os.environ["MLFLOW_LAMBDA_EXAMPLE"])
 answer = lf.handler(example, None) if example else None
-peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec from the forked parent,
+# so it would report the building process's size whenever that is larger.
+with open("/proc/self/status") as f:
+    peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 print(json.dumps({"answer": answer, "peak_kb": peak_kb}))
 """
 

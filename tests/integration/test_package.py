@@ -337,3 +337,21 @@ def test_model_on_s3_stays_out_of_the_bundle_and_is_fetched_at_cold_start(
         event = out / "events" / "invocations-direct.json"
         assert package("invoke", out, "--event", event) == 0
         assert json.loads(capsys.readouterr().out) == {"predictions": [0, 0]}
+
+
+def test_the_import_checks_peak_is_the_bundles_own_not_the_builders(
+    forest_build: Path, tmp_path: Path
+) -> None:
+    """Linux carries getrusage's ru_maxrss over fork + exec: a large building process (a
+    notebook, this test run) must not inflate the peak and with it the template's MemorySize."""
+    from packager.importcheck import import_check
+
+    with zipfile.ZipFile(forest_build / "bundle.zip") as zf:
+        zf.extractall(tmp_path)
+    config = json.loads((tmp_path / "model.json").read_text())
+    ballast = b"\x01" * (800 * 2**20)  # resident in this process while the check runs
+    result = import_check(
+        [tmp_path], find_interpreter("3.12"), "3.12", "x86_64", config["input_example"]
+    )
+    assert len(ballast) and result.skipped is None
+    assert result.peak_rss_mb is not None and 50 < result.peak_rss_mb < 500
