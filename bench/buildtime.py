@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bundles import Bundle
-from packager import bytecode
+from mlflow_lambda.packager import bytecode
 
 VENV_BIN = Path(sys.executable).parent
 LIMIT_S = 900
@@ -36,7 +36,7 @@ LIMIT_S = 900
 _CHILD = """
 import sys
 from pathlib import Path
-from packager.build import BuildOptions, build
+from mlflow_lambda.packager.build import BuildOptions, build
 build(BuildOptions(sys.argv[1], Path(sys.argv[2]), arch=sys.argv[3], bytecode_mode=sys.argv[4]),
       progress=lambda m: None, warn=lambda m: None)
 """

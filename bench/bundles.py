@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.invoke import read_function_config, unpack_bundle
-from packager import bytecode
-from packager.build import BuildOptions, build
-from packager.errors import BundleTooLargeError
+from mlflow_lambda.infra.invoke import read_function_config, unpack_bundle
+from mlflow_lambda.packager import bytecode
+from mlflow_lambda.packager.build import BuildOptions, build
+from mlflow_lambda.packager.errors import BundleTooLargeError
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from typing import Any
 from bench import procs
 from bench.bundles import Bundle
 from bench.models import BenchModel
-from infra.events import make_event
-from infra.local import LocalLambda
-from infra.runtime_dir import find_python
+from mlflow_lambda.infra.local import LocalLambda
+from mlflow_lambda.infra.runtime_dir import find_python
+from mlflow_lambda.packager.events import make_event
 
 VENV_BIN = Path(sys.executable).parent
 LIMIT_S = 120.0
@@ -51,7 +51,7 @@ print("READY " + json.dumps({"rows": len(predictions), "peak_rss_mb": peak}), fl
 
 def mlflow_env() -> dict[str, str]:
     """The host environment with the venv's ``bin`` first (``mlflow models serve`` execs
-    ``uvicorn`` from PATH, FINDINGS) and MLflow's tracking URI as the bench set it."""
+    ``uvicorn`` from PATH, docs/findings.md) and MLflow's tracking URI as the bench set it."""
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PYTHONWARNINGS", "ignore")

@@ -7,7 +7,7 @@
   ``max_depth=8``, a 22 MB skops file), registered as ``BenchForest500``.
 
 Both are saved with skops, MLflow's default since 3.14, trusting the tree type as the README
-does (FINDINGS: a tree ensemble is refused otherwise). Logging happens once per store: a
+does (docs/findings.md: a tree ensemble is refused otherwise). Logging happens once per store: a
 second call finds the registered model and reuses it.
 """
 
@@ -23,7 +23,7 @@ import pandas as pd  # type: ignore[import-untyped]
 from tests.mlflow_models import use_tracking_store
 
 # MLflow >= 3.14 saves sklearn models with skops and refuses tree ensembles unless the
-# tree type is trusted explicitly (FINDINGS: UntrustedTypesFoundException otherwise).
+# tree type is trusted explicitly (docs/findings.md: UntrustedTypesFoundException otherwise).
 TREE_TRUSTED = ["sklearn.tree._tree.Tree"]
 
 

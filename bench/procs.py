@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from infra.runtime_proc import child_pids, peak_rss_mb, stop_pids
+from mlflow_lambda.infra.runtime_proc import child_pids, peak_rss_mb, stop_pids
 
 HOST = "127.0.0.1"
 

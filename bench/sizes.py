@@ -2,7 +2,7 @@
 
 The naive tree is what a hand-made Lambda zip usually is: ``pip install --target`` of exactly
 the distributions (and versions) our manifest lists, for the same platform and Python, with
-pip's defaults (it also compiles ``.pyc`` with the *host* Python, FINDINGS), zipped with the
+pip's defaults (it also compiles ``.pyc`` with the *host* Python, docs/findings.md), zipped with the
 same deflate level 9 as ours. Both are grouped per package by ``packager.sizes.size_report``.
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.bundles import Bundle
-from infra.invoke import unpack_bundle
-from packager.install import default_cache_dir, pip_target_flags
-from packager.platforms import Target
-from packager.sizes import SizeReport, size_report
+from mlflow_lambda.infra.invoke import unpack_bundle
+from mlflow_lambda.packager.install import default_cache_dir, pip_target_flags
+from mlflow_lambda.packager.platforms import Target
+from mlflow_lambda.packager.sizes import SizeReport, size_report
 
 MB = 1024 * 1024
 

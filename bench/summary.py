@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench.stats import ratio, summarize, throughput
-from infra.template import suggest_memory_mb
+from mlflow_lambda.packager.template import suggest_memory_mb
 
 COLD_PATHS = ("ours", "mlflow_load", "mlflow_load_path", "mlflow_serve")
 

@@ -26,7 +26,7 @@ from bench import procs
 from bench.bundles import Bundle
 from bench.coldstart import LIMIT_S, VENV_BIN, mlflow_env
 from bench.models import BenchModel
-from infra.events import make_event
+from mlflow_lambda.packager.events import make_event
 
 SIZES = (1, 2, 100, 1000, 10_000)
 BLOCK = 10
@@ -69,10 +69,10 @@ def in_process(
     """``handler`` and ``bare`` latencies (ms) for each request size, keyed by row count."""
     from mangum import Mangum
 
-    from handler.app import create_app
-    from handler.config import load_config
-    from handler.events import dispatch
-    from handler.flavors import load_model
+    from mlflow_lambda.handler.app import create_app
+    from mlflow_lambda.handler.config import load_config
+    from mlflow_lambda.handler.events import dispatch
+    from mlflow_lambda.handler.flavors import load_model
 
     _quiet_access_log()
     config = load_config(bundle.outdir / "model.json")

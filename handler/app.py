@@ -1,4 +1,4 @@
-"""The ASGI app speaking MLflow's scoring protocol (see PROTOCOL.md).
+"""The ASGI app speaking MLflow's scoring protocol (see docs/protocol.md).
 
 A plain Starlette app, the core FastAPI is built on: the four routes need none of FastAPI's
 request models, dependency injection or OpenAPI, and importing FastAPI (with pydantic) cost
@@ -29,25 +29,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from handler import __version__
-from handler.config import ModelConfig
-from handler.errors import (
+from . import __version__
+from .config import ModelConfig
+from .errors import (
     BAD_REQUEST,
     INTERNAL_ERROR,
     REQUEST_LIMIT_EXCEEDED,
     ScoringError,
 )
-from handler.flavors import Predictor
-from handler.logs import SCOPE_KEY, AccessLogMiddleware, model_log
-from handler.params import ParamSchema
-from handler.parsing import CSV, ParsedRequest, parse_content_type, parse_csv, parse_json
-from handler.schema import InputSchema
-from handler.serialize import error_json, predictions_json
+from .flavors import Predictor
+from .logs import SCOPE_KEY, AccessLogMiddleware, model_log
+from .params import ParamSchema
+from .parsing import CSV, ParsedRequest, parse_content_type, parse_csv, parse_json
+from .payload import MAX_PAYLOAD_BYTES
+from .schema import InputSchema
+from .serialize import error_json, predictions_json
 
-# Lambda's synchronous invocation payload limit is 6 MB for the request and the response
-# (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html); API Gateway
-# allows 10 MB, so 6 MB is the effective limit and `serve` applies the same.
-MAX_REQUEST_BYTES = 6 * 1024 * 1024
 JSON_MEDIA_TYPE = "application/json"
 MODEL_ERROR_MESSAGE = (
     "Encountered an unexpected error while evaluating the model. Verify that the serialized "
@@ -179,7 +176,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def create_app(
-    predictor: Predictor, config: ModelConfig, *, max_request_bytes: int = MAX_REQUEST_BYTES
+    predictor: Predictor, config: ModelConfig, *, max_request_bytes: int = MAX_PAYLOAD_BYTES
 ) -> Starlette:
     """The scoring app: ``/ping``, ``/health``, ``/version`` and ``/invocations``."""
     scorer = Scorer(predictor, config)
@@ -220,4 +217,4 @@ def create_app(
     return app
 
 
-__all__ = ["MAX_REQUEST_BYTES", "Answer", "Scorer", "create_app", "pandas_installed"]
+__all__ = ["MAX_PAYLOAD_BYTES", "Answer", "Scorer", "create_app", "pandas_installed"]

@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
-from handler.errors import ModelConfigError, ModelIntegrityError
+from .errors import ModelConfigError, ModelIntegrityError
 
-SUPPORTED_CONFIG_VERSIONS = (1,)
+# What ``packager.inspection`` writes; the runtime reads exactly this version.
+MODEL_CONFIG_VERSION = 1
+SUPPORTED_CONFIG_VERSIONS = (MODEL_CONFIG_VERSION,)
 
 
 class Signature(TypedDict):
@@ -92,6 +94,7 @@ def load_config(path: Path) -> ModelConfig:
 
 
 def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in chunks (the build hashes with the same function)."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -16,7 +16,7 @@ parser infers for each column (checked against pandas 3.1):
   lines are skipped, short rows are padded with NaN, and extra leading fields in the first
   data row are an index (dropped).
 
-The result is a :class:`~handler.parsing.Columns` payload, enforced like JSON columns.
+The result is a :class:`~.payload.Columns` payload, enforced like JSON columns.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from handler.errors import BAD_REQUEST, ScoringError
-from handler.parsing import Columns
+from .errors import BAD_REQUEST, ScoringError
+from .payload import Columns
 
 NA_VALUES = frozenset(
     {

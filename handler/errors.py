@@ -5,8 +5,9 @@ One root, so the entry module can tell our failures from a library's::
     HandlerError
     ├── ModelConfigError         model.json is missing or malformed
     ├── ModelIntegrityError      a model file is missing or its sha256 differs from model.json
+    ├── ModelFetchError          the model could not be downloaded from S3 (MODEL_S3_URI)
     ├── ModelLoadError           the flavor library could not load the model
-    │   └── UnsupportedFlavorError   no runtime module for the model's flavor
+    │   └── UnknownFlavorError   model.json names a flavor this runtime has no module for
     └── ScoringError             a request cannot be scored; carries the MLflow error code
                                  and is turned into the JSON error body by the app
 
@@ -48,8 +49,12 @@ class ModelLoadError(HandlerError):
     """The model file exists but its flavor library could not load it."""
 
 
-class UnsupportedFlavorError(ModelLoadError):
-    """The model's flavor has no module in ``handler.flavors``."""
+class ModelFetchError(HandlerError):
+    """The model could not be downloaded from S3."""
+
+
+class UnknownFlavorError(ModelLoadError):
+    """model.json names a flavor with no module in ``flavors/`` (a bundle from another build)."""
 
 
 class ScoringError(HandlerError):

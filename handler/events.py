@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from handler.types import AsgiAdapter, EventShape, LambdaContext, LambdaEvent, ScoringAnswer
-
-SCORING_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+from .payload import FORMATS
+from .types import AsgiAdapter, EventShape, LambdaContext, LambdaEvent, ScoringAnswer
 
 UNDERSTOOD = (
     "API Gateway REST (payload 1.0), HTTP API (payload 2.0), Lambda Function URL, "
-    f"ALB, or a direct scoring body with one of the keys {', '.join(SCORING_KEYS)}"
+    f"ALB, or a direct scoring body with one of the keys {', '.join(FORMATS)}"
 )
 
 
@@ -37,7 +36,7 @@ def classify(event: Any) -> EventShape | None:
         if "httpMethod" in event and "path" in event:
             return "v1"
         return None
-    if any(key in event for key in SCORING_KEYS):
+    if any(key in event for key in FORMATS):
         return "direct"
     return None
 

@@ -1,4 +1,4 @@
-"""The Lambda entry point (``handler.lambda_function.handler``).
+"""The Lambda entry point (``mlflow_lambda.handler.lambda_function.handler``).
 
 This is the one module that does work at import, during Lambda's init phase: read
 ``model.json``, fetch the model from S3 when it lives there, check every model file's
@@ -22,14 +22,15 @@ from typing import Any
 
 from mangum import Mangum
 
-from handler.app import create_app
-from handler.config import load_config, verify_model_files
-from handler.events import dispatch
-from handler.flavors import load_model
-from handler.trimmed import install as install_trim_guard
-from handler.types import LambdaContext
+from .app import create_app
+from .config import load_config, verify_model_files
+from .events import dispatch
+from .flavors import load_model
+from .trimmed import install as install_trim_guard
+from .types import LambdaContext
 
-_BUNDLE = Path(__file__).resolve().parent.parent
+# <bundle>/mlflow_lambda/handler/lambda_function.py: the bundle root is three levels up
+_BUNDLE = Path(__file__).resolve().parents[2]
 
 install_trim_guard(_BUNDLE / "trimmed.json")  # only in a bundle built with --trim
 logging.getLogger("mlflow_lambda").setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
@@ -37,7 +38,7 @@ logging.getLogger("mlflow_lambda").setLevel(os.environ.get("LOG_LEVEL", "INFO").
 config = load_config(Path(os.environ.get("MODEL_CONFIG", _BUNDLE / "model.json")))
 _s3_uri = os.environ.get("MODEL_S3_URI")
 if _s3_uri:
-    from handler.s3model import fetch_model
+    from .s3model import fetch_model
 
     # /tmp on Lambda; TMPDIR when run locally (`mlflow-lambda invoke` sets a private one)
     _tmp = os.environ.get("TMPDIR", "/tmp")

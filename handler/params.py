@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from handler.errors import ScoringError
+from .errors import ScoringError
 
 _PARAM_TYPES: dict[str, tuple[type, ...]] = {
     "boolean": (bool, np.bool_),

@@ -5,7 +5,7 @@ The parser only checks the *shape* of a request (which format key, which structu
 :class:`ScoringError` with MLflow's error code: ``BAD_REQUEST`` for a malformed body,
 415 for an unsupported media type. Behaviour mirrors ``mlflow/pyfunc/scoring_server`` and
 ``mlflow/utils/proto_json_utils.py`` (MLflow 3.17); deliberate differences are marked FIX
-(see PROTOCOL.md).
+(see docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -16,62 +16,26 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from handler.errors import BAD_REQUEST, INVALID_PARAMETER_VALUE, ScoringError
-
-DF_SPLIT = "dataframe_split"
-DF_RECORDS = "dataframe_records"
-INSTANCES = "instances"
-INPUTS = "inputs"
-FORMATS = (DF_SPLIT, DF_RECORDS, INSTANCES, INPUTS)
-PARAMS_KEY = "params"
+from .csvtable import csv_error, read_csv_columns
+from .errors import BAD_REQUEST, INVALID_PARAMETER_VALUE, ScoringError
+from .payload import (
+    DF_RECORDS,
+    DF_SPLIT,
+    FORMATS,
+    INSTANCES,
+    PARAMS_KEY,
+    Columns,
+    Frame,
+    Payload,
+    Records,
+    Rows,
+    Tensor,
+)
 
 JSON = "json"
 CSV = "csv"
 # FIX: MLflow's own docs use application/csv but its server rejects it; we accept both.
 MEDIA_TYPES = {"application/json": JSON, "text/csv": CSV, "application/csv": CSV}
-
-
-@dataclass(frozen=True)
-class Rows:
-    """A row-major table: ``dataframe_split``, non-object records, or CSV for tensors."""
-
-    columns: list[Any] | None
-    data: list[Any]
-
-
-@dataclass(frozen=True)
-class Records:
-    """``dataframe_records`` (or ``inputs``) as a list of row objects."""
-
-    records: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Columns:
-    """Column name -> values (list or scalar). ``length_error`` is the error code for
-    columns of different lengths (MLflow checks ``instances`` while parsing but ``inputs``
-    only when it builds the DataFrame). ``pivoted``: built from ``instances`` row objects."""
-
-    data: dict[str, Any]
-    length_error: str = INVALID_PARAMETER_VALUE
-    pivoted: bool = False
-
-
-@dataclass(frozen=True)
-class Tensor:
-    """``inputs`` / ``instances`` given as a (nested) list or a scalar."""
-
-    data: Any
-
-
-@dataclass(frozen=True)
-class Frame:
-    """A pandas DataFrame read from CSV."""
-
-    frame: Any
-
-
-Payload = Rows | Records | Columns | Tensor | Frame
 
 
 @dataclass(frozen=True)
@@ -262,7 +226,6 @@ def parse_csv(
     signatures in a bundle without pandas). Otherwise pandas reads it like MLflow does. Both
     keep the signature's string columns as text (``"007"`` stays a string).
     """
-    from handler.csvtable import csv_error, read_csv_columns
 
     try:
         text = body.decode("utf-8")

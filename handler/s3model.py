@@ -11,11 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from handler.config import sha256_file
-
-
-class ModelFetchError(RuntimeError):
-    """The model could not be downloaded from S3."""
+from .config import sha256_file
+from .errors import ModelFetchError
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:

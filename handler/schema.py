@@ -19,8 +19,9 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from handler.errors import ScoringError
-from handler.parsing import Columns, Payload, Rows, Table, Tensor, table_of
+from .errors import ScoringError
+from .parsing import Table, table_of
+from .payload import Columns, Payload, Rows, Tensor
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra.stack import (
+from mlflow_lambda.handler.config import sha256_file
+from mlflow_lambda.infra.errors import DeployError
+from mlflow_lambda.infra.stack import (
     Progress,
     cfn_client,
     destroy,
@@ -38,10 +40,8 @@ from infra.stack import (
     stack_outputs,
     wait_for_stack,
 )
-from packager.errors import DeployError
-from packager.inspection import sha256_file
-from packager.manifest import read_manifest
-from packager.modelstore import check_uploaded, upload_model
+from mlflow_lambda.packager.manifest import read_manifest
+from mlflow_lambda.packager.modelstore import check_uploaded, upload_model
 
 __all__ = ["DeployResult", "default_bucket", "deploy", "destroy"]  # destroy: from infra.stack
 

@@ -23,13 +23,14 @@ from typing import Any
 
 import yaml
 
-from infra.events import make_event
-from infra.local import DEFAULT_HANDLER, LocalLambda
-from infra.results import InvocationError, InvokeResult
-from infra.rie import host_arch
-from infra.runtime_dir import find_python
-from packager.errors import LocalInvokeError
-from packager.manifest import read_manifest
+from mlflow_lambda.handler import ENTRY_POINT
+from mlflow_lambda.infra.errors import LocalInvokeError
+from mlflow_lambda.infra.local import LocalLambda
+from mlflow_lambda.infra.results import InvocationError, InvokeResult
+from mlflow_lambda.infra.runtime_dir import find_python
+from mlflow_lambda.packager.events import make_event
+from mlflow_lambda.packager.manifest import read_manifest
+from mlflow_lambda.packager.platforms import host_arch
 
 _DATA_TYPES = {".json": "application/json", ".csv": "text/csv"}
 
@@ -38,7 +39,7 @@ _DATA_TYPES = {".json": "application/json", ".csv": "text/csv"}
 class FunctionConfig:
     """What the deployed function would be configured with."""
 
-    handler: str = DEFAULT_HANDLER
+    handler: str = ENTRY_POINT
     memory_mb: int = 1024
     timeout_s: int = 30
     env: dict[str, str] = field(default_factory=dict)
@@ -92,7 +93,7 @@ def read_function_config(outdir: Path) -> FunctionConfig:
         for resource in (doc.get("Resources") or {}).values():
             props = resource.get("Properties") or {}
             if resource.get("Type") == "AWS::Serverless::Function":
-                values["handler"] = props.get("Handler") or DEFAULT_HANDLER
+                values["handler"] = props.get("Handler") or ENTRY_POINT
                 variables = (props.get("Environment") or {}).get("Variables") or {}
                 values["env"] = {k: str(v) for k, v in variables.items()}
                 break

@@ -28,24 +28,23 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from infra import runtime_api
-from infra.results import InvokeResult, classify
-from infra.rie import RieUnavailableError, free_ports, locate_rie, rie_reason
-from infra.runtime_dir import (
+from mlflow_lambda.handler import ENTRY_POINT
+from mlflow_lambda.handler.payload import MAX_PAYLOAD_BYTES
+from mlflow_lambda.infra import runtime_api
+from mlflow_lambda.infra.errors import LocalInvokeError, RieUnavailableError
+from mlflow_lambda.infra.results import InvokeResult, classify
+from mlflow_lambda.infra.rie import free_ports, locate_rie, rie_reason
+from mlflow_lambda.infra.runtime_dir import (
     BOOTSTRAP_NAME,
     Interpreter,
     ensure_runtime_dir,
     find_python,
     lambda_env,
 )
-from infra.runtime_proc import MemorySampler, child_pids, stop_pids
-from packager.errors import LocalInvokeError
+from mlflow_lambda.infra.runtime_proc import MemorySampler, child_pids, stop_pids
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_HANDLER = "handler.lambda_function.handler"
-# Lambda's synchronous invocation payload limit (AWS Lambda quotas page): 6 MB each way.
-MAX_REQUEST_BYTES = 6 * 1024 * 1024
 # Lambda gives the init phase 10 s before it retries init inside the first invoke.
 INIT_LIMIT_S = 10
 _READY_TIMEOUT_S = 15.0
@@ -74,7 +73,7 @@ class LocalLambda:
         self,
         task_root: Path,
         *,
-        handler: str = DEFAULT_HANDLER,
+        handler: str = ENTRY_POINT,
         python: Interpreter | None = None,
         memory_mb: int = 1024,
         timeout_s: int = 30,
@@ -216,9 +215,9 @@ class LocalLambda:
     def invoke(self, event: Any) -> InvokeResult:
         """Invoke the function once with ``event`` (JSON-serializable) and wait for it."""
         body = json.dumps(event).encode()
-        if len(body) > MAX_REQUEST_BYTES:
+        if len(body) > MAX_PAYLOAD_BYTES:
             raise LocalInvokeError(
-                f"the event is {len(body)} bytes, over Lambda's {MAX_REQUEST_BYTES}-byte "
+                f"the event is {len(body)} bytes, over Lambda's {MAX_PAYLOAD_BYTES}-byte "
                 "synchronous invocation limit; send a smaller batch"
             )
         with self._lock:

@@ -26,13 +26,15 @@ from mlflow.protos.databricks_pb2 import (
     RESOURCE_DOES_NOT_EXIST,
 )
 
-from infra.deploy import MODEL_URI_TAG, DeployResult
-from infra.plugin_aws import AwsDeployer, scoring_body, stderr_progress
-from packager.errors import PackagingError
+from mlflow_lambda.handler.flavors import FLAVORS
+from mlflow_lambda.infra.deploy import MODEL_URI_TAG, DeployResult
+from mlflow_lambda.infra.plugin_aws import AwsDeployer, scoring_body, stderr_progress
+from mlflow_lambda.packager.errors import MlflowLambdaError
 
 # Statuses of a stack that holds nothing: deleted, or created by a change set never executed.
 _GONE = ("DELETE_COMPLETE", "REVIEW_IN_PROGRESS")
-FLAVORS = (None, "python_function", "sklearn")
+# `mlflow deployments create --flavor`: none, the generic pyfunc, or a flavor the runtime loads
+ACCEPTED_FLAVORS = (None, "python_function", *FLAVORS)
 # -C key=value options of create/update (values are strings, as MLflow's CLI passes them).
 CONFIG_KEYS: dict[str, str] = {
     "s3_bucket": "bucket for the bundle [default: mlflow-lambda-<account>-<region>]",
@@ -64,7 +66,7 @@ Builder = Callable[..., Any]  # packager.build.build(BuildOptions, progress=...)
 
 
 def _default_build(opts: Any) -> Any:
-    from packager.build import build
+    from mlflow_lambda.packager.build import build
 
     return build(opts, progress=stderr_progress, warn=stderr_progress)
 
@@ -86,7 +88,7 @@ def target_help() -> str:
 
 
 def _build_options(model_uri: str, outdir: Path, config: Mapping[str, str]) -> Any:
-    from packager.build import BuildOptions
+    from mlflow_lambda.packager.build import BuildOptions
 
     return BuildOptions(
         model_uri=model_uri,
@@ -107,8 +109,8 @@ def run_local(
     config: Mapping[str, str] | None = None,
 ) -> None:
     """Build the model like ``create`` would and serve it on 127.0.0.1 (``-C port=5000``)."""
-    from infra.serve import serve_bundle
-    from packager.build import serve_cache_dir
+    from mlflow_lambda.infra.serve import serve_bundle
+    from mlflow_lambda.packager.build import serve_cache_dir
 
     _check_flavor(flavor)
     config = dict(config or {})
@@ -120,7 +122,7 @@ def run_local(
 
 
 def _check_flavor(flavor: str | None) -> None:
-    if flavor not in FLAVORS:
+    if flavor not in ACCEPTED_FLAVORS:
         raise MlflowException(
             f"flavor {flavor!r} is not supported by the lambda target; leave it out or use "
             "python_function",
@@ -155,7 +157,7 @@ def _outputs(stack: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _describe(stack: Mapping[str, Any]) -> dict[str, Any]:
-    from infra.stack import endpoint_from_outputs
+    from mlflow_lambda.infra.stack import endpoint_from_outputs
 
     outputs = _outputs(stack)
     return {
@@ -195,7 +197,7 @@ class LambdaDeploymentClient(BaseDeploymentClient):
     def _find(self, name: str) -> dict[str, Any] | None:
         try:
             return self.deployer.find(name)
-        except PackagingError as exc:
+        except MlflowLambdaError as exc:
             raise MlflowException(str(exc)) from exc
 
     def _existing(self, name: str) -> dict[str, Any]:
@@ -217,7 +219,7 @@ class LambdaDeploymentClient(BaseDeploymentClient):
                 # No tags of our own beyond deploy's model URI tag: a later
                 # `mlflow-lambda deploy` of the same build then reports no change.
                 result = self.deployer.deploy(outdir, name, config.get("s3_bucket"), {})
-            except PackagingError as exc:
+            except MlflowLambdaError as exc:
                 raise MlflowException(f"deployment {name!r} failed: {exc}") from exc
         return {
             "name": name,
@@ -283,14 +285,14 @@ class LambdaDeploymentClient(BaseDeploymentClient):
             )
         try:
             self.deployer.destroy(name)
-        except PackagingError as exc:
+        except MlflowLambdaError as exc:
             raise MlflowException(str(exc)) from exc
 
     def list_deployments(self, endpoint: str | None = None) -> list[dict[str, Any]]:
         """Every mlflow-lambda stack in the region."""
         try:
             stacks = self.deployer.stacks()
-        except PackagingError as exc:
+        except MlflowLambdaError as exc:
             raise MlflowException(str(exc)) from exc
         return [_describe(s) for s in stacks if _ours(s)]
 
@@ -311,7 +313,7 @@ class LambdaDeploymentClient(BaseDeploymentClient):
             )
         try:
             answer = self.deployer.invoke(function, scoring_body(inputs))
-        except PackagingError as exc:
+        except MlflowLambdaError as exc:
             raise MlflowException(str(exc)) from exc
         if "error_code" in answer:
             raise MlflowException(

@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra.deploy import DeployResult, deploy
-from infra.stack import cfn_client, destroy, find_stack
-from packager.errors import DeployError
+from mlflow_lambda.handler.payload import FORMATS
+from mlflow_lambda.infra.deploy import DeployResult, deploy
+from mlflow_lambda.infra.errors import DeployError
+from mlflow_lambda.infra.stack import cfn_client, destroy, find_stack
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
-
-SCORING_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
 def stderr_progress(message: str) -> None:
@@ -36,7 +35,7 @@ def scoring_body(inputs: Any) -> dict[str, Any]:
 
     A DataFrame goes as ``dataframe_split`` (what ``mlflow deployments predict -I`` reads);
     a dict that already has one scoring key is sent as is; arrays and lists go as
-    ``inputs`` (TF-serving columnar/tensor format, PROTOCOL.md).
+    ``inputs`` (TF-serving columnar/tensor format, docs/protocol.md).
     """
     import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the dev deps
 
@@ -47,7 +46,7 @@ def scoring_body(inputs: Any) -> dict[str, Any]:
         split = json.loads(inputs.to_json(orient="split", index=False, date_format="iso"))
         return {"dataframe_split": {"columns": split["columns"], "data": split["data"]}}
     if isinstance(inputs, Mapping):
-        if sum(key in inputs for key in SCORING_KEYS) == 1:
+        if sum(key in inputs for key in FORMATS) == 1:
             return dict(inputs)
         return {"inputs": dict(inputs)}
     if hasattr(inputs, "tolist"):  # numpy arrays
@@ -56,7 +55,7 @@ def scoring_body(inputs: Any) -> dict[str, Any]:
         return {"inputs": list(inputs)}
     raise DeployError(
         f"cannot send inputs of type {type(inputs).__name__!r}; pass a DataFrame, a numpy "
-        f"array, a list or a dict with one of {', '.join(SCORING_KEYS)}"
+        f"array, a list or a dict with one of {', '.join(FORMATS)}"
     )
 
 

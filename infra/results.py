@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from packager.errors import LocalInvokeError
+from mlflow_lambda.infra.errors import LocalInvokeError
 
 _ERROR_KEYS = {"errorMessage", "errorType", "requestId", "stackTrace", "cause"}
 _TIMED_OUT = re.compile(r"^Task timed out after [\d.]+ seconds$")

@@ -14,7 +14,6 @@ Set ``MLFLOW_LAMBDA_RIE`` to the path of an ``aws-lambda-rie`` binary to skip th
 from __future__ import annotations
 
 import os
-import platform
 import re
 import shutil
 import socket
@@ -25,7 +24,9 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from packager.errors import LocalInvokeError
+from mlflow_lambda.infra.errors import RieUnavailableError
+from mlflow_lambda.packager.install import cache_root
+from mlflow_lambda.packager.platforms import host_arch
 
 # aws-sam-cli release whose wheel we take the RIE from; bump deliberately (the RIE's log format,
 # which infra.local parses for init and invoke durations, is checked by the integration tests).
@@ -35,26 +36,6 @@ _PIP_TIMEOUT_S = 300
 
 # (version, destination dir) -> None; downloads the aws-sam-cli wheel into the directory.
 PipDownloader = Callable[[str, Path], None]
-
-
-class RieUnavailableError(LocalInvokeError):
-    """The emulator cannot be fetched or cannot run on this host (callers may fall back)."""
-
-
-def cache_root() -> Path:
-    """Return the tool's cache directory (``$XDG_CACHE_HOME/mlflow-lambda`` or ``~/.cache/...``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mlflow-lambda"
-
-
-def host_arch(machine: str | None = None) -> str:
-    """Map ``platform.machine()`` to Lambda's architecture names (``x86_64`` or ``arm64``)."""
-    m = (machine or platform.machine()).lower()
-    if m in ("x86_64", "amd64"):
-        return "x86_64"
-    if m in ("aarch64", "arm64"):
-        return "arm64"
-    return m
 
 
 def pip_download_sam_cli(version: str, dest: Path) -> None:

@@ -24,9 +24,11 @@ import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from mlflow_lambda.handler.payload import MAX_PAYLOAD_BYTES
+
 # Lambda's synchronous response limit: 6 MB; the RIE's exact figure is 6 MiB + 100 bytes
 # ("Response payload size exceeded maximum allowed payload size (6291556 bytes).").
-MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
+MAX_RESPONSE_BYTES = MAX_PAYLOAD_BYTES + 100
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
 _PREFIX = "/2018-06-01/runtime"
 _INVOCATION = re.compile(rf"^{_PREFIX}/invocation/(?P<id>[^/]+)/(?P<kind>response|error)$")

@@ -29,8 +29,9 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from infra.rie import cache_root, host_arch
-from packager.errors import LocalInvokeError
+from mlflow_lambda.infra.errors import LocalInvokeError
+from mlflow_lambda.packager.install import cache_root
+from mlflow_lambda.packager.platforms import host_arch
 
 # What AWS's managed Python runtime provides beside the stdlib (Lambda docs, "Building Lambda
 # functions with Python": the runtime includes the SDK for Python, boto3 and botocore).

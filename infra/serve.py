@@ -22,12 +22,13 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from infra.events import make_event
-from infra.invoke import describe_failure, format_report, open_bundle
-from infra.local import MAX_REQUEST_BYTES, LocalLambda
-from infra.results import InvokeResult
-from infra.runtime_api import KeepAliveHandler
-from packager.errors import LocalInvokeError
+from mlflow_lambda.handler.payload import MAX_PAYLOAD_BYTES
+from mlflow_lambda.infra.errors import LocalInvokeError
+from mlflow_lambda.infra.invoke import describe_failure, format_report, open_bundle
+from mlflow_lambda.infra.local import LocalLambda
+from mlflow_lambda.infra.results import InvokeResult
+from mlflow_lambda.infra.runtime_api import KeepAliveHandler
+from mlflow_lambda.packager.events import make_event
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class _Handler(KeepAliveHandler):
             result = self.server.fn.invoke(event)
         except LocalInvokeError as exc:  # the event itself is over Lambda's payload limit
             logger.error("%s", exc)
-            self._send(*_too_large(len(json.dumps(event)), MAX_REQUEST_BYTES))
+            self._send(*_too_large(len(json.dumps(event)), MAX_PAYLOAD_BYTES))
             return
         if not result.ok:
             self.server.say(f"error: {describe_failure(result, self.server.fn.timeout_s)}")
@@ -173,7 +174,7 @@ def make_server(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     *,
-    max_body_bytes: int = MAX_REQUEST_BYTES,
+    max_body_bytes: int = MAX_PAYLOAD_BYTES,
     quiet: bool = False,
 ) -> ThreadingHTTPServer:
     """An HTTP server (not yet serving) that forwards every request to ``fn``."""

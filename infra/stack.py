@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from packager.errors import DeployError
+from mlflow_lambda.infra.errors import DeployError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient

@@ -33,11 +33,11 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from packager.errors import BundleCheckError
+from mlflow_lambda.handler import ENTRY_POINT
+from mlflow_lambda.packager.errors import BundleCheckError
 
 ZIP_EPOCH_MIN = 315532800  # 1980-01-01T00:00:00Z: zip's DOS date-time cannot go earlier
 ZIP_EPOCH_MAX = 4354819198  # 2107-12-31T23:59:58Z: nor later
-DEFAULT_HANDLER = "handler.lambda_function.handler"
 PLATFORMS = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
 # Lambda's managed Python runtimes with a base image public.ecr.aws/lambda/python:<version>,
 # https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html
@@ -100,7 +100,7 @@ def build_image_context(
     *,
     python: str,
     arch: str,
-    handler: str = DEFAULT_HANDLER,
+    handler: str = ENTRY_POINT,
     epoch: int | None = None,
 ) -> None:
     """Write ``dest/Dockerfile``, ``dest/deps/`` (a copy of ``deps_dir``) and ``dest/app/``."""

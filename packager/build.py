@@ -1,8 +1,10 @@
 """The package pipeline: model URI -> bundle.zip or image context, manifest, template, events.
 
-    resolve -> inspect -> plan -> install -> prune -> stage app -> bytecode
-        -> import check -> [--trim: trace, trim, import check again] -> assemble
-        -> size check -> manifest, template.yaml, events/
+    resolve -> inspect -> plan -> install (+ prune, bytecode) -> stage -> verify
+        -> [--trim: trace, trim, verify again] -> assemble (+ size check) -> render -> publish
+
+``_build`` reads as those steps; each is a function of the module that owns it, called through
+the small step functions below, which only carry their inputs and outputs.
 
 Everything is built in a staging directory next to ``outdir`` and moved into place
 only when every step passed, so a failed build never leaves a bundle that looks good.
@@ -18,19 +20,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import handler
-from infra.events import write_events
-from infra.template import TemplateOptions, suggest_memory_mb, write_template
-from packager import assemble, bytecode, sizes, trim
-from packager.deps import DepsOptions, prepare_dependencies
-from packager.errors import BundleCheckError
-from packager.importcheck import ImportCheck, import_check
-from packager.inspection import write_model_config
-from packager.install import RuntimeTooOldError, cache_root
-from packager.manifest import Manifest
-from packager.outdir import prepare_outdir, publish
-from packager.plan import BundlePlan, plan_bundle
-from packager.resolve import resolve_model
+from mlflow_lambda import handler
+from mlflow_lambda.handler import BUNDLE_PACKAGE
+from mlflow_lambda.handler.config import ModelConfig
+from mlflow_lambda.packager import assemble, bytecode, sizes, trim
+from mlflow_lambda.packager.deps import DepsOptions, prepare_dependencies
+from mlflow_lambda.packager.errors import BundleCheckError, RuntimeTooOldError
+from mlflow_lambda.packager.events import write_events
+from mlflow_lambda.packager.importcheck import ImportCheck, import_check
+from mlflow_lambda.packager.inspection import write_model_config
+from mlflow_lambda.packager.install import cache_root
+from mlflow_lambda.packager.manifest import Manifest
+from mlflow_lambda.packager.outdir import prepare_outdir, publish
+from mlflow_lambda.packager.plan import BundlePlan, plan_bundle
+from mlflow_lambda.packager.resolve import ResolvedModel, resolve_model
+from mlflow_lambda.packager.template import (
+    TEMPLATE_FILE,
+    TemplateOptions,
+    suggest_memory_mb,
+    write_template,
+)
 
 Progress = Callable[[str], None]
 MIN_MEMORY_MB = 1024
@@ -65,42 +74,10 @@ class BuildResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _dependencies(
-    config: dict[str, Any],
-    plan: BundlePlan,
-    deps: Path,
-    opts: BuildOptions,
-    deps_opts: DepsOptions,
-    progress: Progress,
-    warn: Progress,
-) -> tuple[BundlePlan, dict[str, str], Path | None]:
-    """Prepare the plan's dependencies in ``deps``; return the plan actually used.
-
-    When the training Python's Lambda runtime has too old a glibc for the model's pins
-    (python3.10/3.11 run on Amazon Linux 2, glibc 2.26; numpy >= 2.3 needs 2.28), keep the
-    pins, which the model must load with, and move to the runtime install suggests, unless
-    the user chose ``--python``.
-    """
-    interpreter = bytecode.find_interpreter(plan.python_version)
-    try:
-        installed = prepare_dependencies(
-            plan, deps, deps_opts, interpreter=interpreter, progress=progress
-        )
-    except RuntimeTooOldError as exc:
-        if opts.python is not None:
-            raise
-        warn(f"{exc}; using python{exc.suggested_python} instead (--python to choose)")
-        plan = plan_bundle(
-            config, python=exc.suggested_python, arch=plan.arch, warn=warn,
-            force_pandas=opts.with_pandas,
-        )  # fmt: skip
-        interpreter = bytecode.find_interpreter(plan.python_version)
-        shutil.rmtree(deps)
-        deps.mkdir()
-        installed = prepare_dependencies(
-            plan, deps, deps_opts, interpreter=interpreter, progress=progress
-        )
-    return plan, installed, interpreter
+def _deps_options(opts: BuildOptions) -> DepsOptions:
+    return DepsOptions(
+        strip=opts.strip, bytecode_mode=_deps_bytecode(opts), cache_root=opts.cache_dir
+    )
 
 
 def _deps_bytecode(opts: BuildOptions) -> str:
@@ -124,26 +101,290 @@ def serve_cache_dir(model_uri: str, arch: str) -> Path:
     return cache_root() / "serve" / key
 
 
-def _copy_handler(dest: Path) -> None:
-    """Copy the runtime package's sources (not its tests, caches or typing marker)."""
+def _copy_runtime(app: Path) -> None:
+    """Copy the runtime's own sources into ``app/mlflow_lambda/handler/``.
+
+    The sources are found through this package (``mlflow_lambda.handler.__file__``), never by
+    importing a name that a user's ``handler.py`` on ``sys.path`` could shadow, and only its
+    ``*.py`` files are copied (no caches, no typing marker). An empty ``mlflow_lambda/__init__.py``
+    makes the bundle's copy a regular package, which nothing later on ``sys.path`` (a model's
+    ``code_paths``, say) can extend.
+    """
     source = Path(handler.__file__).resolve().parent
+    root = app / BUNDLE_PACKAGE
+    (root / "handler").mkdir(parents=True)
+    (root / "__init__.py").write_bytes(b"")
     for path in sorted(source.rglob("*.py")):
         if "__pycache__" in path.parts:
             continue
-        target = dest / "handler" / path.relative_to(source)
+        target = root / "handler" / path.relative_to(source)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
 
 
 def _upload_model(model_dir: Path, uri: str, files: dict[str, str], progress: Progress) -> None:
-    import boto3
+    import boto3  # only a build with --model-location pays for importing boto3
 
-    from packager.modelstore import upload_model
+    from mlflow_lambda.packager.modelstore import upload_model
 
     progress(f"uploading the model to {uri}")
     upload_model(model_dir, uri, files, boto3.client("s3"))
 
 
+@dataclass
+class _Run:
+    """What every step of one build shares: the options, the work directories, the outputs."""
+
+    opts: BuildOptions
+    work: Path
+    deps_opts: DepsOptions
+    progress: Progress
+    warn_to: Progress
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def staged(self) -> Path:  # what is published into OUTDIR
+        return self.work / "out"
+
+    @property
+    def deps(self) -> Path:  # installed dependencies (the task root of a zip)
+        return self.work / "deps"
+
+    @property
+    def app(self) -> Path:  # the runtime, the model and model.json
+        return self.work / "app"
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self.warn_to(message)
+
+
+@dataclass
+class _Deps:
+    """The plan a build settled on and what installing it produced."""
+
+    plan: BundlePlan
+    installed: dict[str, str]
+    interpreter: Path | None
+
+
+# -- the steps ------------------------------------------------------------------------------
+def _resolve(run: _Run) -> tuple[ResolvedModel, ModelConfig]:
+    run.progress(f"resolving {run.opts.model_uri}")
+    resolved = resolve_model(
+        run.opts.model_uri, run.work / "download", tracking_uri=run.opts.tracking_uri
+    )
+    return resolved, write_model_config(resolved.local_dir, run.app / "model.json")
+
+
+def _plan(run: _Run, config: ModelConfig, *, python: str | None, force_pandas: bool) -> BundlePlan:
+    return plan_bundle(
+        config, python=python, arch=run.opts.arch, warn=run.warn, force_pandas=force_pandas
+    )
+
+
+def _install(run: _Run, config: ModelConfig, plan: BundlePlan) -> _Deps:
+    """Install (prune, compile) ``plan`` into ``run.deps``, replacing what was there."""
+    if any(run.deps.iterdir()):
+        shutil.rmtree(run.deps)
+        run.deps.mkdir()
+    interpreter = bytecode.find_interpreter(plan.python_version)
+    installed = prepare_dependencies(
+        plan, run.deps, run.deps_opts, interpreter=interpreter, progress=run.progress
+    )
+    return _Deps(plan, installed, interpreter)
+
+
+def _replan(run: _Run, config: ModelConfig, *, python: str, force_pandas: bool) -> _Deps:
+    """Plan again with another Python or with pandas, and install that plan instead."""
+    return _install(run, config, _plan(run, config, python=python, force_pandas=force_pandas))
+
+
+def _plan_and_install(run: _Run, config: ModelConfig) -> _Deps:
+    """Plan the bundle and install it.
+
+    When the training Python's Lambda runtime has too old a glibc for the model's pins
+    (python3.10/3.11 run on Amazon Linux 2, glibc 2.26; numpy >= 2.3 needs 2.28), keep the
+    pins, which the model must load with, and move to the runtime install suggests, unless
+    the user chose ``--python``.
+    """
+    opts = run.opts
+    plan = _plan(run, config, python=opts.python, force_pandas=opts.with_pandas)
+    run.progress(
+        f"{config['flavor']} model ({config['serialization_format']}) -> "
+        f"{plan.runtime} {plan.arch}, {len(plan.requirements)} requirements"
+    )
+    for dropped in plan.dropped:
+        run.progress(f"  left out {dropped.requirement}: {dropped.reason}")
+    try:
+        deps = _install(run, config, plan)
+    except RuntimeTooOldError as exc:
+        if opts.python is not None:
+            raise
+        run.warn(f"{exc}; using python{exc.suggested_python} instead (--python to choose)")
+        deps = _replan(run, config, python=exc.suggested_python, force_pandas=opts.with_pandas)
+    if deps.interpreter is None:
+        run.warn(bytecode.missing_interpreter_message(deps.plan.python_version))
+    return deps
+
+
+def _stage(run: _Run, config: ModelConfig, model_dir: Path, deps: _Deps) -> None:
+    """The runtime and the model (or its upload to S3) into ``run.app``, compiled."""
+    _copy_runtime(run.app)
+    if run.opts.model_location:
+        _upload_model(model_dir, run.opts.model_location, config["files"], run.progress)
+    else:
+        shutil.copytree(model_dir, run.app / "model")
+    if deps.interpreter is not None:
+        # The runtime keeps its sources unless asked otherwise: tracebacks of our own code
+        # then show their lines, for 0.2 MB.
+        mode = run.opts.bytecode_mode or bytecode.DEFAULT_MODE
+        bytecode.compile_tree(run.app, deps.interpreter, mode=mode)
+
+
+def _check(run: _Run, config: ModelConfig, model_dir: Path, deps: _Deps) -> ImportCheck:
+    return import_check(
+        [run.app, run.deps],
+        deps.interpreter,
+        deps.plan.python_version,
+        deps.plan.arch,
+        config.get("input_example"),
+        model_dir=model_dir if run.opts.model_location else None,
+    )
+
+
+def _verify(
+    run: _Run, config: ModelConfig, model_dir: Path, deps: _Deps
+) -> tuple[_Deps, ImportCheck | None]:
+    """Import the staged bundle in the target Python and score the input example.
+
+    A model whose signature is all numeric is planned without pandas; if it still wants a
+    DataFrame (a ColumnTransformer selecting columns by name), it is planned again with it.
+    """
+    if not run.opts.check_import:
+        return deps, None
+    run.progress("checking that the bundle imports and predicts on its own")
+    try:
+        result = _check(run, config, model_dir, deps)
+    except BundleCheckError as exc:
+        if deps.plan.needs_pandas:
+            raise
+        first = str(exc).splitlines()[0]
+        run.warn(f"without pandas the model failed its check ({first}); adding pandas")
+        deps = _replan(run, config, python=deps.plan.python_version, force_pandas=True)
+        result = _check(run, config, model_dir, deps)
+    if result.skipped:
+        run.warn(result.skipped)
+        if not deps.plan.needs_pandas:
+            run.warn(
+                "pandas was left out (the signature is all numeric) and the model could "
+                "not be tried without it here; if it selects columns by name, package "
+                "with --with-pandas"
+            )
+    return deps, result
+
+
+def _trim(
+    run: _Run, config: ModelConfig, model_dir: Path, deps: _Deps, check: ImportCheck | None
+) -> tuple[trim.TrimReport | None, ImportCheck | None]:
+    """``--trim``: leave out what a traced run never imported, then verify again."""
+    if not run.opts.trim:
+        return None, check
+    traced_model = model_dir if run.opts.model_location else run.app / "model"
+    report = trim.trim_bundle(
+        config, deps.plan, deps.installed, (run.app, run.deps, run.work), deps.interpreter,
+        run.deps_opts, traced_model, run.progress,
+    )  # fmt: skip
+    if check is not None and check.skipped is None:  # the check runs on this host
+        run.progress("checking that the trimmed bundle imports and predicts on its own")
+        check = _check(run, config, model_dir, deps)
+    return report, check
+
+
+def _assemble(run: _Run, deps: _Deps) -> tuple[Path, str | None, sizes.SizeReport]:
+    """bundle.zip (dependencies and app in one task root) or the image build context."""
+    if run.opts.target == "zip":
+        for entry in sorted(run.app.iterdir()):
+            entry.rename(run.deps / entry.name)
+        artifact = run.staged / "bundle.zip"
+        run.progress("writing bundle.zip")
+        sha: str | None = assemble.build_zip(run.deps, artifact)
+        size = sizes.size_report(run.deps, artifact)
+        shutil.copyfile(run.deps / "model.json", run.staged / "model.json")
+    else:
+        artifact = run.staged / "image"
+        run.progress("writing the image build context")
+        assemble.build_image_context(
+            run.deps, run.app, artifact, python=deps.plan.python_version, arch=deps.plan.arch
+        )
+        sha = None
+        size = sizes.size_report(artifact)
+        shutil.copyfile(run.app / "model.json", run.staged / "model.json")
+    run.progress(size.format())
+    for message in sizes.check_limits(size, target=run.opts.target):
+        run.warn(message)
+    return artifact, sha, size
+
+
+def _render(
+    run: _Run,
+    config: ModelConfig,
+    resolved: ResolvedModel,
+    deps: _Deps,
+    built: tuple[Path, str | None, sizes.SizeReport],
+    check: ImportCheck | None,
+    trimmed: trim.TrimReport | None,
+) -> Manifest:
+    """What ``package`` writes beside the artifact: manifest.json, template.yaml, events/."""
+    opts, (_, sha, size) = run.opts, built
+    peak_mb = check.peak_rss_mb if check is not None else None
+    manifest = Manifest(
+        model_uri=opts.model_uri,
+        run_id=resolved.run_id or config.get("run_id"),
+        registered_model=resolved.model_name,
+        model_version=resolved.version,
+        model_source=resolved.source,
+        flavor=config["flavor"],
+        serialization_format=config["serialization_format"],
+        target=opts.target,
+        python_version=deps.plan.python_version,
+        arch=deps.plan.arch,
+        distributions=deps.installed,
+        model_files=config["files"],
+        artifact_sha256=sha,
+        sizes={
+            "unzipped_bytes": size.unzipped,
+            "zipped_bytes": size.zipped,
+            "peak_rss_mb": peak_mb,
+            "trimmed_bytes": trimmed.bytes_saved if trimmed else None,
+        },
+        model_location=opts.model_location,
+    )
+    manifest.write(run.staged / "manifest.json")
+    # Lambda gives CPU in proportion to memory, and init (importing numpy, scipy and
+    # sklearn) is CPU-bound, so 1024 MB is the floor for a quick cold start; a model whose
+    # measured peak needs more gets more. A floor also keeps template.yaml the same from
+    # build to build, since a measured peak varies by a few MB.
+    memory = max(MIN_MEMORY_MB, suggest_memory_mb(peak_mb, size.unzipped / sizes.MB))
+    if peak_mb is not None:
+        run.progress(f"peak memory at import + predict: {peak_mb:.0f} MB; MemorySize {memory}")
+    write_template(
+        run.staged,
+        TemplateOptions(
+            function_name=opts.name,
+            runtime=deps.plan.runtime,
+            arch="arm64" if deps.plan.arch == "arm64" else "x86_64",
+            package_type=opts.target,
+            docker_context="image",
+            memory_mb=memory,
+            model_s3_uri=opts.model_location,
+        ),
+    )
+    write_events(run.staged, config)
+    return manifest
+
+
+# -- the pipeline ---------------------------------------------------------------------------
 def build(opts: BuildOptions, *, progress: Progress = print, warn: Progress = print) -> BuildResult:
     """Build the bundle described by ``opts`` into ``opts.outdir``; see the module docstring.
 
@@ -154,186 +395,35 @@ def build(opts: BuildOptions, *, progress: Progress = print, warn: Progress = pr
     def timed(message: str) -> None:
         progress(f"[{time.monotonic() - started:5.1f}s] {message}")
 
-    return _build(opts, timed, warn)
-
-
-def _build(opts: BuildOptions, progress: Progress, warn: Progress) -> BuildResult:
     outdir = Path(opts.outdir).resolve()
     prepare_outdir(outdir)
     outdir.parent.mkdir(parents=True, exist_ok=True)
-    warnings: list[str] = []
-    deps_opts = DepsOptions(
-        strip=opts.strip, bytecode_mode=_deps_bytecode(opts), cache_root=opts.cache_dir
-    )
-
-    def warn_(message: str) -> None:
-        warnings.append(message)
-        warn(message)
-
     work = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.build-", dir=outdir.parent))
     try:
-        staged = work / "out"
-        deps, app = work / "deps", work / "app"
-        for d in (staged, deps, app):
+        run = _Run(opts, work, _deps_options(opts), timed, warn)
+        for d in (run.staged, run.deps, run.app):
             d.mkdir()
-
-        progress(f"resolving {opts.model_uri}")
-        resolved = resolve_model(opts.model_uri, work / "download", tracking_uri=opts.tracking_uri)
-        config = write_model_config(resolved.local_dir, app / "model.json")
-        plan = plan_bundle(
-            config, python=opts.python, arch=opts.arch, warn=warn_, force_pandas=opts.with_pandas
-        )
-        progress(
-            f"{config['flavor']} model ({config['serialization_format']}) -> "
-            f"{plan.runtime} {plan.arch}, {len(plan.requirements)} requirements"
-        )
-        for dropped in plan.dropped:
-            progress(f"  left out {dropped.requirement}: {dropped.reason}")
-
-        plan, installed, interpreter = _dependencies(
-            config, plan, deps, opts, deps_opts, progress, warn_
-        )
-        if interpreter is None:
-            warn_(bytecode.missing_interpreter_message(plan.python_version))
-
-        _copy_handler(app)
-        if opts.model_location:
-            _upload_model(resolved.local_dir, opts.model_location, config["files"], progress)
-        else:
-            shutil.copytree(resolved.local_dir, app / "model")
-        if interpreter is not None:
-            # The handler keeps its sources unless asked otherwise: tracebacks of our own
-            # code then show their lines, for 0.2 MB.
-            app_mode = opts.bytecode_mode or bytecode.DEFAULT_MODE
-            bytecode.compile_tree(app, interpreter, mode=app_mode)
-
-        peak_mb, checked = None, False
-        if opts.check_import:
-            progress("checking that the bundle imports and predicts on its own")
-
-            def check() -> ImportCheck:
-                return import_check(
-                    [app, deps],
-                    interpreter,
-                    plan.python_version,
-                    plan.arch,
-                    config.get("input_example"),
-                    model_dir=resolved.local_dir if opts.model_location else None,
-                )
-
-            try:
-                result = check()
-            except BundleCheckError as exc:
-                if plan.needs_pandas:
-                    raise
-                # The signature is all numeric, but the model itself may want a DataFrame
-                # (a ColumnTransformer selecting columns by name): package it with pandas.
-                first = str(exc).splitlines()[0]
-                warn_(f"without pandas the model failed its check ({first}); adding pandas")
-                plan = plan_bundle(
-                    config, python=plan.python_version, arch=plan.arch, warn=warn_,
-                    force_pandas=True,
-                )  # fmt: skip
-                shutil.rmtree(deps)
-                deps.mkdir()
-                installed = prepare_dependencies(
-                    plan, deps, deps_opts, interpreter=interpreter, progress=progress
-                )
-                result = check()
-            if result.skipped:
-                warn_(result.skipped)
-                if not plan.needs_pandas:
-                    warn_(
-                        "pandas was left out (the signature is all numeric) and the model could "
-                        "not be tried without it here; if it selects columns by name, package "
-                        "with --with-pandas"
-                    )
-            peak_mb, checked = result.peak_rss_mb, result.skipped is None
-
-        trimmed = None
-        if opts.trim:
-            model_dir = resolved.local_dir if opts.model_location else app / "model"
-            trimmed = trim.trim_bundle(config, plan, installed, (app, deps, work), interpreter,
-                            deps_opts, model_dir, progress)  # fmt: skip
-            if checked:  # on this host the check runs: run it on what --trim left
-                progress("checking that the trimmed bundle imports and predicts on its own")
-                result = check()
-                peak_mb = result.peak_rss_mb
-
-        if opts.target == "zip":
-            for entry in sorted(app.iterdir()):
-                entry.rename(deps / entry.name)
-            artifact = staged / "bundle.zip"
-            progress("writing bundle.zip")
-            artifact_sha = assemble.build_zip(deps, artifact)
-            size = sizes.size_report(deps, artifact)
-        else:
-            artifact = staged / "image"
-            progress("writing the image build context")
-            assemble.build_image_context(
-                deps, app, artifact, python=plan.python_version, arch=plan.arch
-            )
-            artifact_sha = None
-            size = sizes.size_report(artifact)
-        progress(size.format())
-        for message in sizes.check_limits(size, target=opts.target):
-            warn_(message)
-
-        manifest = Manifest(
-            model_uri=opts.model_uri,
-            run_id=resolved.run_id or config.get("run_id"),
-            registered_model=resolved.model_name,
-            model_version=resolved.version,
-            model_source=resolved.source,
-            flavor=config["flavor"],
-            serialization_format=config["serialization_format"],
-            target=opts.target,
-            python_version=plan.python_version,
-            arch=plan.arch,
-            distributions=installed,
-            model_files=config["files"],
-            artifact_sha256=artifact_sha,
-            sizes={
-                "unzipped_bytes": size.unzipped,
-                "zipped_bytes": size.zipped,
-                "peak_rss_mb": peak_mb,
-                "trimmed_bytes": trimmed.bytes_saved if trimmed else None,
-            },
-            model_location=opts.model_location,
-        )
-        manifest.write(staged / "manifest.json")
-        if opts.target == "image":
-            shutil.copyfile(app / "model.json", staged / "model.json")
-        else:
-            shutil.copyfile(deps / "model.json", staged / "model.json")
-        # Lambda gives CPU in proportion to memory, and init (importing numpy, scipy and
-        # sklearn) is CPU-bound, so 1024 MB is the floor for a quick cold start; a model
-        # whose measured peak needs more gets more. A floor also keeps template.yaml the
-        # same from build to build, since a measured peak varies by a few MB.
-        memory = max(MIN_MEMORY_MB, suggest_memory_mb(peak_mb, size.unzipped / sizes.MB))
-        if peak_mb is not None:
-            progress(f"peak memory at import + predict: {peak_mb:.0f} MB; MemorySize {memory}")
-        template = write_template(
-            staged,
-            TemplateOptions(
-                function_name=opts.name,
-                runtime=plan.runtime,
-                arch="arm64" if plan.arch == "arm64" else "x86_64",
-                package_type=opts.target,
-                docker_context="image",
-                memory_mb=memory,
-                model_s3_uri=opts.model_location,
-            ),
-        )
-        write_events(staged, config)
-        publish(staged, outdir)
-        progress(f"built {outdir}")
-        return BuildResult(
-            outdir=outdir,
-            manifest=manifest.to_dict(),
-            template_path=outdir / template.name,
-            artifact_path=outdir / artifact.name,
-            warnings=warnings,
-        )
+        manifest = _build(run)
+        publish(run.staged, outdir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    timed(f"built {outdir}")
+    artifact = "bundle.zip" if opts.target == "zip" else "image"
+    return BuildResult(
+        outdir=outdir,
+        manifest=manifest.to_dict(),
+        template_path=outdir / TEMPLATE_FILE,
+        artifact_path=outdir / artifact,
+        warnings=run.warnings,
+    )
+
+
+def _build(run: _Run) -> Manifest:
+    resolved, config = _resolve(run)
+    model_dir = resolved.local_dir
+    deps = _plan_and_install(run, config)
+    _stage(run, config, model_dir, deps)
+    deps, check = _verify(run, config, model_dir, deps)
+    trimmed, check = _trim(run, config, model_dir, deps, check)
+    built = _assemble(run, deps)
+    return _render(run, config, resolved, deps, built, check, trimmed)

@@ -1,8 +1,8 @@
 """Compile ``.pyc`` for the *target* Python, deterministically.
 
 Lambda's ``/var/task`` is read-only, so Python cannot write bytecode at cold start: a bundle
-without ``.pyc`` imports about 2.8x slower (FINDINGS.md). Bytecode is version specific (magic
-number, PEP 3147 cache tag), so it must be written by an interpreter of the target version;
+without ``.pyc`` imports several times slower (docs/findings.md). Bytecode is version specific
+(magic number, PEP 3147 cache tag), so it must be written by an interpreter of the target version;
 ``find_interpreter`` looks for one and ``compile_tree`` runs ``compileall`` in it.
 
 Modes (PEP 552 invalidation). Measured on this repo's venv tree (numpy 2.4, scipy 1.17,

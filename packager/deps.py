@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import handler
-from packager import bytecode
-from packager.install import cache_root, install_requirements
-from packager.plan import BundlePlan
-from packager.prune import prune_tree
+from mlflow_lambda import handler
+from mlflow_lambda.packager import bytecode
+from mlflow_lambda.packager.install import cache_root, install_requirements
+from mlflow_lambda.packager.plan import BundlePlan
+from mlflow_lambda.packager.prune import prune_tree
 
 Progress = Callable[[str], None]
 MB = 1024 * 1024

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from packager.errors import BundleCheckError
-from packager.platforms import normalize_arch
+from mlflow_lambda.packager.errors import BundleCheckError
+from mlflow_lambda.packager.platforms import normalize_arch
 
 ELF_MAGIC = b"\x7fELF"
 # e_machine values (ELF gABI / glibc elf.h) for the machines a wheel may plausibly carry.

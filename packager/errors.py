@@ -1,26 +1,38 @@
-"""Errors raised while building a bundle.
+"""The errors mlflow-lambda raises on purpose, for building, running locally and deploying.
 
-Every error the tool raises on purpose derives from one root, so the CLI can turn
-any of them into a one-line message and a non-zero exit (see ``packager.cli``)::
+One root, so the CLI (``mlflow_lambda.infra.cli``) turns any of them into a one-line message and
+a non-zero exit, once, and the MLflow plugin into one ``MlflowException``::
 
-    PackagingError
-    ├── ModelResolutionError     the model URI cannot be resolved or downloaded
-    ├── ModelInspectionError     the model directory or its MLmodel is unusable
-    │   └── UnsupportedFlavorError   no loader for the model's flavor
-    ├── DependencyError          requirements conflict or have no wheel for the target
-    ├── BundleCheckError         the built bundle fails a check (architecture, import)
-    ├── BundleTooLargeError      the bundle exceeds Lambda's size limits
-    ├── LocalInvokeError         running the bundle locally failed
-    └── DeployError              CloudFormation or S3 refused a deployment
+    MlflowLambdaError                    packager/errors.py
+    ├── PackagingError                   a bundle cannot be built (OUTDIR in the way, ...)
+    │   ├── ModelResolutionError         the model URI cannot be resolved or downloaded
+    │   ├── ModelInspectionError         the model directory or its MLmodel is unusable
+    │   │   └── UnsupportedFlavorError   no runtime loader for the model's flavor
+    │   ├── DependencyError              requirements conflict or have no wheel for the target
+    │   │   └── RuntimeTooOldError       the runtime's glibc is too old for the pins
+    │   ├── BundleCheckError             the built bundle fails a check (architecture, import)
+    │   ├── BundleTooLargeError          the bundle exceeds Lambda's size limits
+    │   ├── ModelUploadError             the model cannot be put at --model-location
+    │   └── TemplateError                template options Lambda or SAM would refuse
+    ├── LocalInvokeError                 infra/errors.py: running the bundle locally failed
+    │   ├── RieUnavailableError          the Runtime Interface Emulator cannot be had here
+    │   └── InvocationError              infra/results.py: the function ran and failed
+    └── DeployError                      infra/errors.py: CloudFormation or S3 refused
 
-Messages show the bad value with ``!r`` and say what to do next.
+Messages show the bad value with ``!r`` and say what to do next. The runtime shipped in the
+bundle has a tree of its own (``mlflow_lambda.handler.errors``), which it cannot share: the
+bundle carries nothing of the build.
 """
 
 from __future__ import annotations
 
 
-class PackagingError(Exception):
-    """Root of every error mlflow-lambda raises on purpose."""
+class MlflowLambdaError(Exception):
+    """Root of every error mlflow-lambda raises on purpose, at build, local run or deploy."""
+
+
+class PackagingError(MlflowLambdaError):
+    """A bundle cannot be built."""
 
 
 class ModelResolutionError(PackagingError):
@@ -39,6 +51,14 @@ class DependencyError(PackagingError):
     """Requirements cannot be installed for the target runtime and architecture."""
 
 
+class RuntimeTooOldError(DependencyError):
+    """The pins need a newer glibc than the chosen runtime's; ``suggested_python`` has it."""
+
+    def __init__(self, message: str, suggested_python: str) -> None:
+        super().__init__(message)
+        self.suggested_python = suggested_python
+
+
 class BundleCheckError(PackagingError):
     """The assembled bundle failed a check (wrong architecture, failed import)."""
 
@@ -47,9 +67,9 @@ class BundleTooLargeError(PackagingError):
     """The bundle exceeds AWS Lambda's deployment package limits."""
 
 
-class LocalInvokeError(PackagingError):
-    """Running the bundle through the local Lambda runtime failed."""
+class ModelUploadError(PackagingError):
+    """The model could not be uploaded to (or checked at) its ``--model-location``."""
 
 
-class DeployError(PackagingError):
-    """A deployment to AWS (or its emulation) failed."""
+class TemplateError(PackagingError):
+    """Template options that CloudFormation, SAM or Lambda would refuse."""

@@ -11,21 +11,20 @@ version found); otherwise it says why it was skipped.
 from __future__ import annotations
 
 import json
-import platform
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packager.errors import BundleCheckError
+from mlflow_lambda.packager.errors import BundleCheckError
+from mlflow_lambda.packager.platforms import host_arch
 
 # uname -m for each Lambda architecture
-HOST_MACHINES = {"x86_64": ("x86_64", "AMD64"), "arm64": ("aarch64", "arm64")}
 
 _PROBE = """
 import json, os, sys
 sys.path[:0] = json.loads(os.environ["MLFLOW_LAMBDA_PATHS"])
-import handler.lambda_function as lf
+import mlflow_lambda.handler.lambda_function as lf
 example = json.loads(os.environ["MLFLOW_LAMBDA_EXAMPLE"])
 answer = lf.handler(example, None) if example else None
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec from the forked parent,
@@ -60,10 +59,10 @@ def import_check(
     Raises :class:`BundleCheckError` with the interpreter's last lines when the import or
     the prediction fails.
     """
-    if platform.machine() not in HOST_MACHINES.get(arch, ()):
+    if host_arch() != arch:
         return ImportCheck(
             f"skipped the import check: the bundle is for {arch} and this host is "
-            f"{platform.machine()}; run `mlflow-lambda invoke` on an {arch} machine"
+            f"{host_arch()}; run `mlflow-lambda invoke` on an {arch} machine"
         )
     if interpreter is None:
         return ImportCheck(f"skipped the import check: no Python {python} on this host")

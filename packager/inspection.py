@@ -24,30 +24,17 @@ bundle needs neither PyYAML nor MLflow. The format (``MODEL_CONFIG_VERSION`` 1):
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from packager.errors import ModelInspectionError, UnsupportedFlavorError
+from mlflow_lambda.handler.config import MODEL_CONFIG_VERSION, ModelConfig, Signature, sha256_file
+from mlflow_lambda.handler.flavors import FLAVORS
+from mlflow_lambda.packager.errors import ModelInspectionError, UnsupportedFlavorError
 
-MODEL_CONFIG_VERSION = 1
-
-# flavor name in MLmodel -> pyfunc loader module that serves it. One entry per runtime
-# flavor module in handler/flavors/; adding a flavor means adding a line here and a file there.
-SUPPORTED_FLAVORS: dict[str, str] = {"sklearn": "mlflow.sklearn"}
 SERIALIZATION_FORMATS = ("skops", "pickle", "cloudpickle")
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def hash_model_files(model_dir: Path) -> dict[str, str]:
@@ -72,7 +59,7 @@ def _load_mlmodel(model_dir: Path) -> dict[str, Any]:
 
 
 def _pick_flavor(flavors: dict[str, Any]) -> str:
-    for name in SUPPORTED_FLAVORS:
+    for name in FLAVORS:
         if name in flavors:
             return name
     pyfunc = flavors.get("python_function") or {}
@@ -80,25 +67,22 @@ def _pick_flavor(flavors: dict[str, Any]) -> str:
     found = sorted(k for k in flavors if k != "python_function")
     raise UnsupportedFlavorError(
         f"unsupported model flavor {', '.join(found) or loader!r} (loader {loader!r}); "
-        f"supported flavors: {', '.join(sorted(SUPPORTED_FLAVORS))}"
+        f"supported flavors: {', '.join(sorted(FLAVORS))}"
     )
 
 
-def _parse_signature(raw: Any) -> dict[str, Any]:
-    signature: dict[str, Any] = {"inputs": None, "outputs": None, "params": None}
-    if not isinstance(raw, dict):
-        return signature
-    for key in signature:
-        value = raw.get(key)
-        if value is None:
-            continue
+def _parse_signature(raw: Any) -> Signature:
+    """The MLmodel's signature, each part parsed from the JSON string MLflow stores."""
+    parts: dict[str, Any] = {}
+    for key in ("inputs", "outputs", "params"):
+        value = raw.get(key) if isinstance(raw, dict) else None
         try:
-            signature[key] = json.loads(value) if isinstance(value, str) else value
+            parts[key] = json.loads(value) if isinstance(value, str) else value
         except json.JSONDecodeError as exc:
             raise ModelInspectionError(
                 f"MLmodel signature {key!r} is not valid JSON: {exc}"
             ) from None
-    return signature
+    return Signature(inputs=parts["inputs"], outputs=parts["outputs"], params=parts["params"])
 
 
 def _read_input_example(model_dir: Path, mlmodel: dict[str, Any]) -> dict[str, Any] | None:
@@ -118,7 +102,7 @@ def _read_requirements(model_dir: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def inspect_model(model_dir: Path) -> dict[str, Any]:
+def inspect_model(model_dir: Path) -> ModelConfig:
     """Return the runtime model config for the MLflow model in ``model_dir``.
 
     Fails with :class:`UnsupportedFlavorError` for a flavor the runtime cannot load,
@@ -147,10 +131,10 @@ def inspect_model(model_dir: Path) -> dict[str, Any]:
             f"models logged with code_paths ({conf['code']!r}) are not supported yet"
         )
 
-    return {
+    config: ModelConfig = {
         "config_version": MODEL_CONFIG_VERSION,
         "flavor": flavor,
-        "loader_module": pyfunc.get("loader_module", SUPPORTED_FLAVORS[flavor]),
+        "loader_module": pyfunc.get("loader_module", FLAVORS[flavor].loader_module),
         "model_file": model_file,
         "serialization_format": fmt,
         "skops_trusted_types": list(conf.get("skops_trusted_types") or []),
@@ -165,9 +149,10 @@ def inspect_model(model_dir: Path) -> dict[str, Any]:
         "input_example": _read_input_example(model_dir, mlmodel),
         "files": hash_model_files(model_dir),
     }
+    return config
 
 
-def write_model_config(model_dir: Path, dest: Path) -> dict[str, Any]:
+def write_model_config(model_dir: Path, dest: Path) -> ModelConfig:
     """Inspect ``model_dir`` and write ``model.json`` to ``dest`` (sorted keys, stable bytes)."""
     config = inspect_model(model_dir)
     dest.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")

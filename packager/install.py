@@ -8,7 +8,7 @@ accepts, ``--implementation cp --python-version X.Y --only-binary=:all:``):
 2. On a cache miss only: ``pip download --dest <cache>`` (the same flags), then step 1 again.
 
 ``--no-compile`` because pip would write bytecode for the *host* Python (cpython-311 files
-in a python3.12 bundle; FINDINGS.md); bytecode is compiled later with the target Python.
+in a python3.12 bundle; docs/findings.md); bytecode is compiled later with the target Python.
 pip evaluates environment markers against the host even for foreign targets
 (pypa/pip#11664; pex works around the same issue, pex-tool/pex#1366), so the default runner
 starts pip through a small shim that gives pip's marker evaluation the target's values.
@@ -33,10 +33,10 @@ from packaging.requirements import Requirement
 from packaging.tags import parse_tag
 from packaging.utils import canonicalize_name
 
-from packager.elfcheck import check_architecture
-from packager.errors import BundleCheckError, DependencyError
-from packager.plan import BundlePlan
-from packager.platforms import (
+from mlflow_lambda.packager.elfcheck import check_architecture
+from mlflow_lambda.packager.errors import BundleCheckError, DependencyError, RuntimeTooOldError
+from mlflow_lambda.packager.plan import BundlePlan
+from mlflow_lambda.packager.platforms import (
     SUPPORTED_PYTHONS,
     Target,
     marker_environment,
@@ -57,18 +57,6 @@ markers.default_environment = lambda: dict(_target)
 from pip._internal.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
-
-
-class RuntimeTooOldError(DependencyError):
-    """A pin has wheels, but only for a newer glibc than the chosen Lambda runtime has.
-
-    ``suggested_python`` is the oldest runtime whose glibc fits; a caller that picked the
-    Python version itself (not the user) can plan again with it.
-    """
-
-    def __init__(self, message: str, suggested_python: str) -> None:
-        super().__init__(message)
-        self.suggested_python = suggested_python
 
 
 @dataclass(frozen=True)

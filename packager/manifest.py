@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import handler
+from mlflow_lambda import handler
 
 MANIFEST_VERSION = 1
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from packager.errors import DeployError
-from packager.inspection import sha256_file
+from mlflow_lambda.handler.config import sha256_file
+from mlflow_lambda.packager.errors import ModelUploadError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -31,18 +31,18 @@ SHA256_METADATA = "sha256"  # stored as x-amz-meta-sha256
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix/`` -> ``("bucket", "some/prefix")``; a prefix is required."""
     if not uri.startswith("s3://"):
-        raise DeployError(f"model location must be an s3:// URI, got {uri!r}")
+        raise ModelUploadError(f"model location must be an s3:// URI, got {uri!r}")
     bucket, _, prefix = uri[len("s3://") :].partition("/")
     prefix = prefix.strip("/")
     if not bucket:
-        raise DeployError(f"model location {uri!r} has no bucket; use s3://BUCKET/PREFIX")
+        raise ModelUploadError(f"model location {uri!r} has no bucket; use s3://BUCKET/PREFIX")
     if not prefix:
-        raise DeployError(
+        raise ModelUploadError(
             f"model location {uri!r} has no prefix; the function would be allowed to read the "
             f"whole bucket. Use a prefix, e.g. s3://{bucket}/models/<name>-<version>"
         )
     if any(part in ("", ".", "..") for part in prefix.split("/")):
-        raise DeployError(f"model location {uri!r} has an empty, '.' or '..' path segment")
+        raise ModelUploadError(f"model location {uri!r} has an empty, '.' or '..' path segment")
     return bucket, prefix
 
 
@@ -61,7 +61,7 @@ def _remote_sha256(s3: S3Client, bucket: str, key: str) -> str | None:
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             return None
-        raise DeployError(f"cannot read s3://{bucket}/{key}: {exc}") from exc
+        raise ModelUploadError(f"cannot read s3://{bucket}/{key}: {exc}") from exc
     return head.get("Metadata", {}).get(SHA256_METADATA, "")
 
 
@@ -77,12 +77,12 @@ def upload_model(model_dir: Path, s3_uri: str, files: Mapping[str, str], s3: S3C
     for rel in sorted(files):
         path = model_dir / rel
         if not path.is_file():
-            raise DeployError(
+            raise ModelUploadError(
                 f"model file {rel!r} listed in model.json is missing from {str(model_dir)!r}"
             )
         digest = sha256_file(path)
         if digest != files[rel]:
-            raise DeployError(
+            raise ModelUploadError(
                 f"model file {str(path)!r} has sha256 {digest}, but model.json says "
                 f"{files[rel]}; the model changed after it was inspected: package it again"
             )
@@ -94,7 +94,9 @@ def upload_model(model_dir: Path, s3_uri: str, files: Mapping[str, str], s3: S3C
                 str(path), bucket, key, ExtraArgs={"Metadata": {SHA256_METADATA: digest}}
             )
         except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
-            raise DeployError(f"cannot upload {str(path)!r} to s3://{bucket}/{key}: {exc}") from exc
+            raise ModelUploadError(
+                f"cannot upload {str(path)!r} to s3://{bucket}/{key}: {exc}"
+            ) from exc
 
 
 def check_uploaded(s3_uri: str, files: Mapping[str, str], s3: S3Client) -> dict[str, str]:

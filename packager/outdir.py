@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from packager.errors import PackagingError
+from mlflow_lambda.packager.errors import PackagingError
 
 # What a build writes into OUTDIR; a rebuild replaces these and keeps everything else.
 BUILD_OUTPUTS = frozenset(

@@ -9,7 +9,7 @@ why for each dropped line so the CLI can show it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +17,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from packager.errors import DependencyError
-from packager.platforms import (
+from mlflow_lambda.handler.flavors import FLAVORS
+from mlflow_lambda.handler.payload import DF_RECORDS, DF_SPLIT, INPUTS, INSTANCES, PARAMS_KEY
+from mlflow_lambda.packager.errors import DependencyError
+from mlflow_lambda.packager.platforms import (
     SUPPORTED_PYTHONS,
     Target,
     marker_environment,
@@ -39,8 +41,7 @@ PANDAS_REQUIREMENT = "pandas>=2.0"
 # (handler.schema.NUMERIC_DTYPES); string, binary, datetime, array, object, map need pandas.
 NUMERIC_COLUMN_TYPES = frozenset({"long", "integer", "double", "float", "boolean"})
 FORCED_PANDAS_REASON = "asked for (the bundle without pandas failed its import-and-predict check)"
-# MLmodel flavor -> the distribution that loads it; serialization format -> its loader library.
-FLAVOR_DISTRIBUTIONS: dict[str, str] = {"sklearn": "scikit-learn"}
+# Serialization format -> its loader library (the flavor's own library: handler.flavors.FLAVORS).
 FORMAT_DISTRIBUTIONS: dict[str, str | None] = {
     "skops": "skops",
     "cloudpickle": "cloudpickle",
@@ -125,7 +126,9 @@ class BundlePlan:
         return self.target.runtime
 
 
-def choose_python(config: dict[str, Any], python: str | None, warn: Callable[[str], None]) -> str:
+def choose_python(
+    config: Mapping[str, Any], python: str | None, warn: Callable[[str], None]
+) -> str:
     """The Lambda Python (``"3.12"``) for the model: ``python`` if given, else its training one."""
     trained = config.get("python_version")
     try:
@@ -165,7 +168,7 @@ def choose_python(config: dict[str, Any], python: str | None, warn: Callable[[st
     return nearest
 
 
-def model_needs_pandas(config: dict[str, Any]) -> tuple[bool, str]:
+def model_needs_pandas(config: Mapping[str, Any]) -> tuple[bool, str]:
     """Whether the handler will need pandas for this model, and why.
 
     Decided by the signature, not by the requirements: MLflow's inferred requirements list
@@ -196,13 +199,11 @@ def model_needs_pandas(config: dict[str, Any]) -> tuple[bool, str]:
                 )
         return False, "the model's signature has only numeric columns"
     example = config.get("input_example")
-    if isinstance(example, dict) and set(example) <= {"inputs", "instances", "params"}:
-        data = example.get("inputs", example.get("instances"))
+    if isinstance(example, dict) and set(example) <= {INPUTS, INSTANCES, PARAMS_KEY}:
+        data = example.get(INPUTS, example.get(INSTANCES))
         if isinstance(data, list) and all(isinstance(row, list) for row in data):
             return False, "the model has no signature and its input example is a plain array"
-    if isinstance(example, dict) and (
-        "dataframe_split" in example or "dataframe_records" in example
-    ):
+    if isinstance(example, dict) and (DF_SPLIT in example or DF_RECORDS in example):
         return True, "the model has no signature and its input example is a DataFrame"
     return True, "the model has no tensor signature"
 
@@ -261,18 +262,17 @@ def _drop_reason(name: str, needs_pandas: bool, pandas_reason: str) -> str | Non
 
 
 def _runtime_requirements(
-    config: dict[str, Any], needs_pandas: bool, model_names: Iterable[str]
+    config: Mapping[str, Any], needs_pandas: bool, model_names: Iterable[str]
 ) -> list[str]:
     flavor = config.get("flavor")
-    if flavor not in FLAVOR_DISTRIBUTIONS:
+    if flavor not in FLAVORS:
         raise DependencyError(
-            f"no run-time library known for flavor {flavor!r}; "
-            f"supported: {', '.join(FLAVOR_DISTRIBUTIONS)}"
+            f"no run-time library known for flavor {flavor!r}; supported: {', '.join(FLAVORS)}"
         )
     reqs = list(RUNTIME_REQUIREMENTS)
     if needs_pandas:
         reqs.append(PANDAS_REQUIREMENT)
-    flavor_dist = FLAVOR_DISTRIBUTIONS[flavor]
+    flavor_dist = FLAVORS[flavor].distribution
     version = config.get("flavor_library_version")
     # The MLmodel records the library version the model was saved with; the requirements
     # usually pin the same, but when they do not list it at all, the MLmodel's is the pin.
@@ -293,7 +293,7 @@ def _runtime_requirements(
 
 
 def plan_bundle(
-    config: dict[str, Any],
+    config: Mapping[str, Any],
     *,
     python: str | None,
     arch: str,
@@ -339,7 +339,7 @@ def plan_bundle(
         merged.setdefault(canonicalize_name(req.name), _Merged(req.name)).add(req, "runtime")
 
     version = config.get("flavor_library_version")
-    flavor_dist = canonicalize_name(FLAVOR_DISTRIBUTIONS[str(config.get("flavor"))])
+    flavor_dist = canonicalize_name(FLAVORS[str(config.get("flavor"))].distribution)
     if version and not merged[flavor_dist].specifier.contains(version, prereleases=True):
         warn(
             f"the model was saved with {flavor_dist} {version} but its requirements ask for "

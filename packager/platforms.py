@@ -7,6 +7,7 @@ laptop gets the same wheels as one built on an x86_64 Linux CI runner.
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
 
 from packaging.tags import Tag, compatible_tags, cpython_tags
@@ -89,6 +90,15 @@ def normalize_python(python: str) -> str:
     return f"{int(parts[0])}.{int(parts[1])}"
 
 
+def host_arch(machine: str | None = None) -> str:
+    """This host's architecture (or ``machine``'s) under Lambda's name; unknown ones lowercased."""
+    value = machine or platform.machine()
+    try:
+        return normalize_arch(value)
+    except ValueError:
+        return value.strip().lower()
+
+
 def normalize_arch(arch: str) -> str:
     """Lambda's architecture name for ``arch`` (``aarch64`` is accepted as ``arm64``)."""
     value = arch.strip().lower()
@@ -137,7 +147,7 @@ def platform_tags(target: Target) -> list[str]:
 
     All of them are needed: pip only expands the legacy ``manylinux2014``/``manylinux2010``
     aliases, so a single PEP 600 tag silently hides wheels tagged for older glibc (and a single
-    old tag silently picks older versions; see FINDINGS.md).
+    old tag silently picks older versions; see docs/findings.md).
     """
     return manylinux_platforms(target.glibc, target.machine)
 

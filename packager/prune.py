@@ -4,8 +4,8 @@ Only files that are provably unused at run time go, each by a named rule, and ev
 is recorded with the bytes it saved (``PruneReport``):
 
 - ``pycache``: ``__pycache__/`` directories. ``pip install --target`` writes bytecode for the
-  *host* Python (FINDINGS.md: cpython-311 files in a 3.12 bundle); ``packager.bytecode`` compiles
-  for the target afterwards.
+  *host* Python (docs/findings.md, "Bytecode": cpython-311 files in a 3.12 bundle);
+  ``packager.bytecode`` compiles for the target afterwards.
 - ``tests``: package directories named ``tests`` or ``test`` below a top-level package. A test
   module that non-test code imports stays (see ``KEEP`` and ``_imported_test_modules``).
 - ``stubs``: ``*.pyi`` type stubs, read only by type checkers.
@@ -23,7 +23,7 @@ is recorded with the bytes it saved (``PruneReport``):
   what they kept.
 - ``strip`` (opt-in): ``strip --strip-unneeded`` on extension modules of the target architecture.
   Never inside ``*.libs/``: stripping the auditwheel-vendored OpenBLAS there breaks import (ELF
-  load command not page-aligned, FINDINGS.md). Skipped with a note when no strip for the target
+  load command not page-aligned, docs/findings.md). Skipped with a note when no strip for the target
   architecture is available (the host ``strip`` cannot read aarch64 files).
 
 ``*.dist-info/`` is never touched (licences, ``importlib.metadata``) except with its whole
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import ast
 import os
-import platform
 import shutil
 import subprocess
 from collections.abc import Callable, Collection, Iterator
@@ -43,14 +42,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packager.prune_unused import (
+from mlflow_lambda.handler import BUNDLE_PACKAGE
+from mlflow_lambda.packager.elfcheck import EXPECTED_MACHINE, describe_object
+from mlflow_lambda.packager.platforms import host_arch
+from mlflow_lambda.packager.prune_unused import (
     UNUSED_DISTS,
     UnusedDist,
     remove_unreferenced_extensions,
     remove_unused_dists,
 )
 
-PROTECTED = ("handler", "model", "model.json")
+PROTECTED = (BUNDLE_PACKAGE, "model", "model.json")
 
 # Test modules imported by run-time code, as paths relative to the staging root, with why.
 # The static import scan finds these too; the list states the known cases explicitly so they
@@ -58,7 +60,7 @@ PROTECTED = ("handler", "model", "model.json")
 KEEP: dict[str, str] = {
     "numpy/_core/tests/_natype.py": (
         "numpy 2.2.x: numpy.testing imports numpy._core.tests._natype (pd_NA), and scipy "
-        "imports numpy.testing at run time (FINDINGS.md)"
+        "imports numpy.testing at run time (docs/findings.md)"
     ),
     "numpy/_core/tests/__init__.py": "package of numpy/_core/tests/_natype.py",
 }
@@ -70,8 +72,6 @@ SOURCE_SUFFIXES = frozenset(
 )
 CODE_SUFFIXES = (".py", ".so", ".pyd")
 
-# ELF e_machine values (System V ABI, gABI "e_machine") for the two Lambda architectures.
-ELF_MACHINE = {"x86_64": 62, "arm64": 183}
 # Strip tools that can rewrite a foreign-architecture ELF file, tried after the host's own.
 CROSS_STRIP = {"x86_64": ("x86_64-linux-gnu-strip",), "arm64": ("aarch64-linux-gnu-strip",)}
 CROSS_STRIP_ANY = ("llvm-strip",)
@@ -133,8 +133,8 @@ def prune_tree(
     suffixes, e.g. ``numpy/_core/_simd``); ``run`` runs the strip command (a seam for tests);
     ``unused_dists`` replaces ``UNUSED_DISTS`` (``{}`` keeps every distribution).
     """
-    if arch not in ELF_MACHINE:
-        raise ValueError(f"arch must be one of {sorted(ELF_MACHINE)}, got {arch!r}")
+    if arch not in EXPECTED_MACHINE:
+        raise ValueError(f"arch must be one of {sorted(EXPECTED_MACHINE)}, got {arch!r}")
     report = PruneReport()
     keep_all = {**KEEP, **(keep or {})}
     remove_unused_dists(
@@ -292,7 +292,9 @@ def _strip_tree(root: Path, tops: list[Path], arch: str, report: PruneReport, ru
             continue
         candidates = [top] if top.is_file() else _walk_files(top, (".so",), libs=False)
         for path in candidates:
-            if not path.name.endswith(".so") or elf_machine(path) != ELF_MACHINE[arch]:
+            if not path.name.endswith(".so"):
+                continue
+            if describe_object(path).machine != EXPECTED_MACHINE[arch]:
                 continue
             before = path.stat().st_size
             result = run([tool, "--strip-unneeded", str(path)])
@@ -313,19 +315,8 @@ def strip_tool(
     The host's ``strip`` only when the host runs ``arch`` (GNU strip built for x86_64 cannot
     read aarch64 files); otherwise a cross binutils strip or ``llvm-strip``.
     """
-    host = machine if machine is not None else platform.machine()
-    host_arch = {"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86_64", "amd64": "x86_64"}
-    names = (("strip",) if host_arch.get(host.lower()) == arch else ()) + CROSS_STRIP[arch]
+    names = (("strip",) if host_arch(machine) == arch else ()) + CROSS_STRIP[arch]
     return next((found for name in names + CROSS_STRIP_ANY if (found := which(name))), None)
-
-
-def elf_machine(path: Path) -> int | None:
-    """The ELF ``e_machine`` of a little-endian ELF file, or None for anything else."""
-    with path.open("rb") as f:
-        head = f.read(20)
-    if len(head) < 20 or head[:4] != b"\x7fELF" or head[5] != 1:
-        return None
-    return int.from_bytes(head[18:20], "little")
 
 
 def _walk_files(

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from packager.prune import PruneReport
+    from mlflow_lambda.packager.prune import PruneReport
 
 
 class UnusedDist(NamedTuple):

@@ -33,9 +33,9 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from packager import mlflow_uris
-from packager.errors import ModelResolutionError
-from packager.mlflow_uris import Located, Unresolved, list_names
+from mlflow_lambda.packager import mlflow_uris
+from mlflow_lambda.packager.errors import ModelResolutionError
+from mlflow_lambda.packager.mlflow_uris import Located, Unresolved, list_names
 
 _log = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from packager.errors import BundleTooLargeError
+from mlflow_lambda.handler import BUNDLE_PACKAGE
+from mlflow_lambda.packager.errors import BundleTooLargeError
 
 # AWS Lambda quotas, https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 # ("Deployment package (.zip file archive) size": 50 MB zipped for direct upload, 250 MB
@@ -30,7 +31,7 @@ DIRECT_UPLOAD_LIMIT = 50 * MB
 IMAGE_LIMIT = 10 * 1024 * MB
 
 MODEL, HANDLER = "model", "handler"
-_OWN = {"model": MODEL, "model.json": MODEL, "handler": HANDLER, "trimmed.json": HANDLER}
+_OWN = {"model": MODEL, "model.json": MODEL, BUNDLE_PACKAGE: HANDLER, "trimmed.json": HANDLER}
 # zip overhead per entry: local file header (30) + central directory header (46) + name twice
 _LOCAL_HEADER, _CENTRAL_HEADER = 30, 46
 

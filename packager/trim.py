@@ -28,24 +28,26 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.events import make_event
-from infra.rie import host_arch
-from packager import sizes
-from packager.deps import DepsOptions, prepare_dependencies
-from packager.errors import BundleCheckError
-from packager.importcheck import run_in_bundle
-from packager.plan import BundlePlan, plan_bundle
+from mlflow_lambda.handler import BUNDLE_PACKAGE
+from mlflow_lambda.handler.payload import DF_RECORDS, DF_SPLIT, INPUTS, INSTANCES
+from mlflow_lambda.packager import sizes
+from mlflow_lambda.packager.deps import DepsOptions, prepare_dependencies
+from mlflow_lambda.packager.errors import BundleCheckError
+from mlflow_lambda.packager.events import make_event
+from mlflow_lambda.packager.importcheck import run_in_bundle
+from mlflow_lambda.packager.plan import BundlePlan, plan_bundle
+from mlflow_lambda.packager.platforms import host_arch
 
 TRIMMED_FILE = "trimmed.json"
 # What CPython's extension module loader accepts on Linux (importlib.machinery.EXTENSION_SUFFIXES).
 _EXTENSION = re.compile(r"^[A-Za-z_]\w*(\.cpython-\d+[\w-]*|\.abi3)?\.so$")
 NEVER_TRIMMED_SUFFIXES = (".dist-info", ".libs", ".data")
-PROTECTED = ("handler", "model", "model.json", TRIMMED_FILE)
+PROTECTED = (BUNDLE_PACKAGE, "model", "model.json", TRIMMED_FILE)
 
 _PROBE = """
 import json, os, sys
@@ -53,7 +55,7 @@ roots = json.loads(os.environ["MLFLOW_LAMBDA_PATHS"])
 sys.path[:0] = roots
 with open(os.environ["MLFLOW_LAMBDA_EVENTS"]) as f:
     events = json.load(f)
-import handler.lambda_function as lf
+import mlflow_lambda.handler.lambda_function as lf
 statuses = [lf.handler(event, None).get("statusCode", 0) for event in events]  # 0: direct
 real = tuple(os.path.realpath(r) + os.sep for r in roots)
 libraries = set()
@@ -102,12 +104,12 @@ def probe_events(example: Any) -> list[dict[str, Any]]:
             "the model with input_example=... or package without --trim"
         )
     bodies: list[tuple[str | bytes, str]] = [(json.dumps(example), "application/json")]
-    split = example.get("dataframe_split") if isinstance(example, dict) else None
+    split = example.get(DF_SPLIT) if isinstance(example, dict) else None
     if isinstance(split, dict) and "columns" in split and "data" in split:
         records = [dict(zip(split["columns"], row, strict=False)) for row in split["data"]]
-        bodies.append((json.dumps({"dataframe_records": records}), "application/json"))
-        bodies.append((json.dumps({"instances": records}), "application/json"))
-        bodies.append((json.dumps({"inputs": split["data"]}), "application/json"))
+        bodies.append((json.dumps({DF_RECORDS: records}), "application/json"))
+        bodies.append((json.dumps({INSTANCES: records}), "application/json"))
+        bodies.append((json.dumps({INPUTS: split["data"]}), "application/json"))
         csv = [",".join(map(str, split["columns"]))]
         csv += [",".join("" if v is None else str(v) for v in row) for row in split["data"]]
         bodies.append(("\n".join(csv) + "\n", "text/csv"))
@@ -185,7 +187,7 @@ def write_trimmed(app: Path, report: TrimReport) -> Path:
 
 
 def trim_bundle(
-    config: dict[str, Any],
+    config: Mapping[str, Any],
     plan: BundlePlan,
     installed: dict[str, str],
     dirs: tuple[Path, Path, Path],

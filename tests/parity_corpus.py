@@ -1,9 +1,9 @@
-"""Requests for the parity test: every format, every error case of PROTOCOL.md.
+"""Requests for the parity test: every format, every error case of docs/protocol.md.
 
 Each :class:`Case` targets one of the conftest models (``forest``, ``regressor``,
 ``pipeline``, ``array_model``). A case without ``differs`` must get the same status, error
 code and (numerically) the same predictions from MLflow's scoring server and ours. A case
-with ``differs`` is a deliberate difference: it names the PROTOCOL.md FIX item (or the
+with ``differs`` is a deliberate difference: it names the docs/protocol.md FIX item (or the
 extra difference) and gives both servers' expected ``(status, error_code)`` so the test
 notices when either side changes.
 """

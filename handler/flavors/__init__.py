@@ -1,21 +1,34 @@
 """Model loaders, one module per flavor, each importing its library only when called.
 
-Adding a flavor (xgboost, onnx, ...) means one new module here with a
-``load(config, model_dir) -> Predictor`` function, one line in :data:`REGISTRY`, and the
-matching entry in ``packager.inspection.SUPPORTED_FLAVORS``.
+Adding a flavor (xgboost, onnx, ...) means one new module here, named after the flavor, with a
+``load(config, model_dir) -> Predictor`` function, and one line in :data:`FLAVORS`, the table
+the build reads too (``packager.inspection`` picks a model's flavor from it).
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from handler.config import ModelConfig
-from handler.errors import UnsupportedFlavorError
+from ..config import ModelConfig
+from ..errors import UnknownFlavorError
 
-# flavor name in model.json -> module holding its ``load`` function
-REGISTRY: dict[str, str] = {"sklearn": "handler.flavors.sklearn"}
+
+@dataclass(frozen=True)
+class Flavor:
+    """A flavor the runtime loads natively: a module of this package named after the flavor."""
+
+    loader_module: str  # MLflow's pyfunc loader for it (recorded in model.json)
+    distribution: str  # the library that loads the model, installed into the bundle
+
+
+# Flavor name in the MLmodel -> how it is served. The build reads this table too (which flavor
+# a model has, what to install for it), so adding a flavor is one line here and one module.
+FLAVORS: dict[str, Flavor] = {
+    "sklearn": Flavor(loader_module="mlflow.sklearn", distribution="scikit-learn"),
+}
 
 
 class Predictor(Protocol):
@@ -41,11 +54,10 @@ class Predictor(Protocol):
 def load_model(config: ModelConfig, model_dir: Path) -> Predictor:
     """Load the model in ``model_dir`` with the loader of ``config["flavor"]``."""
     flavor = config["flavor"]
-    module_name = REGISTRY.get(flavor)
-    if module_name is None:
-        raise UnsupportedFlavorError(
-            f"no runtime loader for flavor {flavor!r}; supported: {', '.join(sorted(REGISTRY))}"
+    if flavor not in FLAVORS:
+        raise UnknownFlavorError(
+            f"no runtime loader for flavor {flavor!r}; supported: {', '.join(sorted(FLAVORS))}"
         )
-    module = importlib.import_module(module_name)
+    module = importlib.import_module(f".{flavor}", __name__)
     predictor: Predictor = module.load(config, Path(model_dir))
     return predictor

@@ -23,8 +23,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from handler.config import ModelConfig
-from handler.errors import ModelLoadError
+from ..config import ModelConfig
+from ..errors import ModelLoadError
 
 # mlflow.sklearn._SklearnModelWrapper._SUPPORTED_CUSTOM_PREDICT_FN, plus predict itself
 PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba", "score")

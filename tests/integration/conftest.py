@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from packager.cli import main
+from mlflow_lambda.infra.cli import main
 from tests.mlflow_models import LoggedModel
 
 

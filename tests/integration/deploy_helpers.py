@@ -36,7 +36,7 @@ PLAIN_TEMPLATE: dict[str, Any] = {
             "Type": "AWS::Lambda::Function",
             "Properties": {
                 "Code": "bundle.zip",
-                "Handler": "handler.lambda_function.handler",
+                "Handler": "mlflow_lambda.handler.lambda_function.handler",
                 "Runtime": "python3.12",
                 "Role": {"Fn::GetAtt": ["Role", "Arn"]},
             },

@@ -99,10 +99,12 @@ def host_python() -> str:
 
 
 def write_task_root(root: Path, source: str, extra: dict[str, str] | None = None) -> Path:
-    """A task root with ``handler/lambda_function.py`` (and ``extra`` files) under ``root``."""
-    (root / "handler").mkdir(parents=True)
-    (root / "handler" / "__init__.py").write_text("")
-    (root / "handler" / "lambda_function.py").write_text(source)
+    """A task root with ``mlflow_lambda/handler/lambda_function.py`` (and ``extra`` files)."""
+    package = root / "mlflow_lambda" / "handler"
+    package.mkdir(parents=True)
+    (root / "mlflow_lambda" / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "lambda_function.py").write_text(source)
     for rel, text in (extra or {}).items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
@@ -128,7 +130,7 @@ def write_build(
                     zf.write(path, path.relative_to(stage).as_posix())
     else:  # image context: the app (handler) and the dependencies (everything else)
         (outdir / "image" / "app").mkdir(parents=True)
-        stage.joinpath("handler").rename(outdir / "image" / "app" / "handler")
+        stage.joinpath("mlflow_lambda").rename(outdir / "image" / "app" / "mlflow_lambda")
         stage.rename(outdir / "image" / "deps")
     if manifest is not None:
         (outdir / "manifest.json").write_text(json.dumps(manifest))
@@ -148,7 +150,7 @@ def sam_template(memory: int, timeout: int, variables: dict[str, str]) -> dict[s
             "ModelFunction": {
                 "Type": "AWS::Serverless::Function",
                 "Properties": {
-                    "Handler": "handler.lambda_function.handler",
+                    "Handler": "mlflow_lambda.handler.lambda_function.handler",
                     "Environment": {"Variables": variables},
                 },
             }

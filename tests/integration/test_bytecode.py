@@ -24,10 +24,14 @@ import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
-from packager.assemble import build_zip
-from packager.bytecode import compile_tree, find_interpreter, missing_interpreter_message
-from packager.prune import PruneReport, prune_tree, strip_tool
-from packager.sizes import size_report
+from mlflow_lambda.packager.assemble import build_zip
+from mlflow_lambda.packager.bytecode import (
+    compile_tree,
+    find_interpreter,
+    missing_interpreter_message,
+)
+from mlflow_lambda.packager.prune import PruneReport, prune_tree, strip_tool
+from mlflow_lambda.packager.sizes import size_report
 
 pytestmark = pytest.mark.integration
 
@@ -99,8 +103,9 @@ def pruned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PruneReport]
     (root / "model" / "model.pkl").write_bytes(pickle.dumps(_model(), protocol=5))
     (root / "model" / "tests").mkdir()  # protected: pruning must not look inside model/
     (root / "model" / "tests" / "helper.py").write_text("X = 1\n")
-    (root / "handler").mkdir()
-    (root / "handler" / "lambda_function.py").write_text("def handler(event, context):\n    ...\n")
+    (root / "mlflow_lambda" / "handler").mkdir(parents=True)
+    entry = root / "mlflow_lambda" / "handler" / "lambda_function.py"
+    entry.write_text("def handler(event, context):\n    ...\n")
     (root / "model.json").write_text("{}")
     return root, prune_tree(root, arch="x86_64")
 

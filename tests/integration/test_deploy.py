@@ -1,7 +1,7 @@
 """``infra.deploy``: real S3 and CloudFormation calls against a moto server.
 
 Where moto cannot go: moto's CloudFormation has no ``AWS::Serverless-2016-10-31`` transform
-and no ``AWS::ApiGatewayV2::*`` resources (FINDINGS.md), so the template ``package`` writes
+and no ``AWS::ApiGatewayV2::*`` resources (docs/findings.md), so the template ``package`` writes
 cannot be created there, and moto 5.2.5 does not fill a stack's Outputs after a change set
 runs. This file deploys a plain-CloudFormation template (an IAM role and an
 ``AWS::Lambda::Function`` whose ``Code`` is ``bundle.zip``) through the same code path:
@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from infra.deploy import deploy, destroy
-from infra.stack import load_template, point_code_at
-from packager.errors import DeployError
+from mlflow_lambda.infra.deploy import deploy, destroy
+from mlflow_lambda.infra.errors import DeployError
+from mlflow_lambda.infra.stack import load_template, point_code_at
 from tests.integration.deploy_helpers import PLAIN_TEMPLATE, write_outdir
 from tests.moto_server import moto_server
 

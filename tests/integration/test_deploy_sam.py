@@ -20,8 +20,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from infra.deploy import deploy, destroy
-from packager.errors import DeployError
+from mlflow_lambda.infra.deploy import deploy, destroy
+from mlflow_lambda.infra.errors import DeployError
 from tests.integration.deploy_helpers import write_outdir
 from tests.moto_server import moto_server
 
@@ -83,7 +83,7 @@ def _stack(status: str, outputs: list[dict[str, str]] | None = None) -> dict[str
 @pytest.fixture
 def sam_outdir(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     """A build dir with the real SAM template; returns it and the template deploy must send."""
-    from infra.template import TemplateOptions, dump_template, render_template
+    from mlflow_lambda.packager.template import TemplateOptions, dump_template, render_template
 
     tpl = render_template(TemplateOptions())
     outdir = write_outdir(tmp_path / "build", {"Resources": {}}, bundle=b"sam-zip")

@@ -17,12 +17,17 @@ from typing import Any
 
 import pytest
 
-from packager.elfcheck import check_architecture
-from packager.errors import BundleCheckError, DependencyError
-from packager.inspection import inspect_model
-from packager.install import PipResult, RuntimeTooOldError, install_requirements, run_pip
-from packager.plan import BundlePlan, plan_bundle
-from packager.platforms import Target, platform_tags
+from mlflow_lambda.packager.elfcheck import check_architecture
+from mlflow_lambda.packager.errors import BundleCheckError, DependencyError
+from mlflow_lambda.packager.inspection import inspect_model
+from mlflow_lambda.packager.install import (
+    PipResult,
+    RuntimeTooOldError,
+    install_requirements,
+    run_pip,
+)
+from mlflow_lambda.packager.plan import BundlePlan, plan_bundle
+from mlflow_lambda.packager.platforms import Target, platform_tags
 from tests import mlflow_models as mm
 
 pytestmark = pytest.mark.integration

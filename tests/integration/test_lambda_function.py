@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from packager.inspection import write_model_config
+from mlflow_lambda.packager.inspection import write_model_config
 from tests.mlflow_models import LoggedModel
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,8 @@ def bundle_env(forest: LoggedModel, tmp_path_factory: pytest.TempPathFactory) ->
 
 def run_entry(env: dict[str, str], code: str) -> Any:
     """Import the entry module in a fresh interpreter and run ``code``; return its JSON."""
-    script = "import json, sys\nimport handler.lambda_function as lf\n" + textwrap.dedent(code)
+    script = "import json, sys\nimport mlflow_lambda.handler.lambda_function as lf\n"
+    script += textwrap.dedent(code)
     done = subprocess.run(
         [sys.executable, "-c", script],
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **env},
@@ -59,7 +60,7 @@ def test_import_loads_only_runtime_modules(bundle_env: dict[str, str]) -> None:
         """,
     )
     assert FORBIDDEN.isdisjoint(loaded), sorted(FORBIDDEN.intersection(loaded))
-    assert {"handler", "mangum", "starlette", "sklearn", "skops"} <= set(loaded)
+    assert {"mlflow_lambda", "mangum", "starlette", "sklearn", "skops"} <= set(loaded)
 
 
 def test_every_event_shape(bundle_env: dict[str, str]) -> None:
@@ -107,7 +108,7 @@ def test_tampered_model_file_refuses_to_load(
     with (model / "model.skops").open("ab") as f:
         f.write(b"\0")
     done = subprocess.run(
-        [sys.executable, "-c", "import handler.lambda_function"],
+        [sys.executable, "-c", "import mlflow_lambda.handler.lambda_function"],
         env={
             "PATH": "/usr/bin:/bin",
             "PYTHONPATH": str(REPO),

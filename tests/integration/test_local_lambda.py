@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from infra.invoke import invoke_bundle, load_event
-from infra.local import DEFAULT_HANDLER, LocalLambda
-from infra.results import InvocationError
-from infra.runtime_dir import ensure_runtime_dir, find_python, host_interpreter
-from packager.errors import LocalInvokeError
+from mlflow_lambda.handler import ENTRY_POINT
+from mlflow_lambda.infra.errors import LocalInvokeError
+from mlflow_lambda.infra.invoke import invoke_bundle, load_event
+from mlflow_lambda.infra.local import LocalLambda
+from mlflow_lambda.infra.results import InvocationError
+from mlflow_lambda.infra.runtime_dir import ensure_runtime_dir, find_python, host_interpreter
 from tests.integration import local_lambda_helpers as h
 
 pytestmark = pytest.mark.integration
@@ -69,7 +70,7 @@ def test_cold_then_warm_sees_only_task_root_runtime_dir_and_stdlib(
         "env": {
             "LAMBDA_TASK_ROOT": task,
             "LAMBDA_RUNTIME_DIR": str(runtime_dir),
-            "_HANDLER": DEFAULT_HANDLER,
+            "_HANDLER": ENTRY_POINT,
             "AWS_LAMBDA_FUNCTION_NAME": "mlflow-lambda-local",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
             "AWS_LAMBDA_FUNCTION_TIMEOUT": "2",
@@ -115,7 +116,10 @@ def test_host_only_packages_do_not_leak_in(
     with LocalLambda(roots[root], emulator=emulator) as fn:
         first = fn.invoke({})
         again = fn.invoke({})  # ... the function never does: every cold start fails the same way
-    expected = f"Unable to import module 'handler.lambda_function': No module named '{module}'"
+    expected = (
+        "Unable to import module 'mlflow_lambda.handler.lambda_function': "
+        f"No module named '{module}'"
+    )
     for result in (first, again):
         assert (result.error_type, result.error_message) == ("Runtime.ImportModuleError", expected)
         assert result.init_ms is not None
@@ -138,7 +142,7 @@ def test_timeout_kills_the_runtime_and_the_next_invoke_is_cold(
 
 
 def test_close_stops_every_process(roots: dict[str, Path]) -> None:
-    from infra.runtime_proc import child_pids
+    from mlflow_lambda.infra.runtime_proc import child_pids
 
     fn = LocalLambda(roots["echo"], emulator="rie")
     fn.start()
@@ -159,7 +163,7 @@ def test_rie_retries_on_fresh_ports_when_one_is_taken(
     taken_attempts: int, roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another process can take a chosen port before the RIE binds it: the RIE panics (exit 2)."""
-    from infra import local
+    from mlflow_lambda.infra import local
 
     real = local.free_ports
     calls = []
@@ -217,7 +221,7 @@ def test_invoke_bundle_raises_clear_errors(tmp_path: Path) -> None:
         invoke_bundle(missing, event={})
     assert str(info.value).startswith(
         "the handler failed to import (Runtime.ImportModuleError): Unable to import module "
-        "'handler.lambda_function': No module named 'yaml'. On Lambda"
+        "'mlflow_lambda.handler.lambda_function': No module named 'yaml'. On Lambda"
     )
     assert isinstance(info.value, InvocationError)
     assert info.value.result.error_type == "Runtime.ImportModuleError"

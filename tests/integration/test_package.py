@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from packager.bytecode import find_interpreter
-from packager.inspection import hash_model_files
+from mlflow_lambda.packager.bytecode import find_interpreter
+from mlflow_lambda.packager.inspection import hash_model_files
 from tests.integration.conftest import run_cli
 from tests.mlflow_models import LoggedModel
 
@@ -30,7 +30,7 @@ ALLOWED_THIRD_PARTY = {
     "anyio",
     "cloudpickle",
     "cython_runtime",
-    "handler",
+    "mlflow_lambda",
     "idna",
     "joblib",
     "mangum",
@@ -77,7 +77,7 @@ def test_outputs_and_manifest(forest_build: Path, forest: LoggedModel) -> None:
     template = yaml.safe_load((forest_build / "template.yaml").read_text())
     function = template["Resources"]["ModelFunction"]["Properties"]
     assert function["Runtime"] == "python3.12"
-    assert function["Handler"] == "handler.lambda_function.handler"
+    assert function["Handler"] == "mlflow_lambda.handler.lambda_function.handler"
     assert function["CodeUri"] == "bundle.zip"
 
 
@@ -92,7 +92,7 @@ def test_zip_layout(forest_build: Path) -> None:
         names = zf.namelist()
         infos = zf.infolist()
     assert names == sorted(names)
-    assert {"handler/lambda_function.py", "model/MLmodel", "model.json"} <= set(names)
+    assert {"mlflow_lambda/handler/lambda_function.py", "model/MLmodel", "model.json"} <= set(names)
     assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
     # dependencies ship bytecode only (pyc-only default for zips), pruned of tests and caches
     assert not [n for n in names if n.startswith(("numpy/", "sklearn/")) and n.endswith(".py")]
@@ -151,7 +151,7 @@ def test_bundle_runs_alone_and_loads_only_what_it_needs(forest_build: Path, tmp_
         root,
         f"""
 import json
-import handler.lambda_function as lf
+import mlflow_lambda.handler.lambda_function as lf
 response = lf.handler(json.loads({json.dumps(json.dumps(event))}), None)
 loaded = sorted({{m.split(".")[0] for m in sys.modules}} - set(sys.stdlib_module_names))
 print(json.dumps({{"response": response, "loaded": loaded}}))
@@ -192,7 +192,7 @@ def test_image_target_runs_through_the_same_runtime(
     )
     dockerfile = (out / "image" / "Dockerfile").read_text()
     assert "FROM --platform=linux/amd64 public.ecr.aws/lambda/python:3.12" in dockerfile
-    assert 'CMD ["handler.lambda_function.handler"]' in dockerfile
+    assert 'CMD ["mlflow_lambda.handler.lambda_function.handler"]' in dockerfile
     assert dockerfile.index("deps") < dockerfile.index("app")  # model changes rebuild little
     template = yaml.safe_load((out / "template.yaml").read_text())
     assert template["Resources"]["ModelFunction"]["Properties"]["PackageType"] == "Image"
@@ -344,7 +344,7 @@ def test_the_import_checks_peak_is_the_bundles_own_not_the_builders(
 ) -> None:
     """Linux carries getrusage's ru_maxrss over fork + exec: a large building process (a
     notebook, this test run) must not inflate the peak and with it the template's MemorySize."""
-    from packager.importcheck import import_check
+    from mlflow_lambda.packager.importcheck import import_check
 
     with zipfile.ZipFile(forest_build / "bundle.zip") as zf:
         zf.extractall(tmp_path)

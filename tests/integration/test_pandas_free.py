@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 import pytest
 
-from handler.app import Scorer
-from handler.flavors import load_model
-from packager.inspection import inspect_model
-from packager.plan import model_needs_pandas
+from mlflow_lambda.handler.app import Scorer
+from mlflow_lambda.handler.flavors import load_model
+from mlflow_lambda.packager.inspection import inspect_model
+from mlflow_lambda.packager.plan import model_needs_pandas
 from tests import mlflow_models as mm
 from tests.parity_corpus import BAD, CSV, FOREST, JSON, OK, Case, _split
 
@@ -48,9 +48,9 @@ import base64, json, logging, sys
 sys.modules["pandas"] = None  # `import pandas` now raises ImportError
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 from pathlib import Path
-from handler.app import Scorer
-from handler.config import load_config
-from handler.flavors import load_model
+from mlflow_lambda.handler.app import Scorer
+from mlflow_lambda.handler.config import load_config
+from mlflow_lambda.handler.flavors import load_model
 config = load_config(Path(sys.argv[1]))
 scorer = Scorer(load_model(config, Path(sys.argv[2])), config)
 out = {"pandas": scorer.pandas, "want_frame": scorer.want_frame, "answers": {}}

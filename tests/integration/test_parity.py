@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from handler.app import Scorer, create_app
-from handler.flavors import Predictor, load_model
-from packager.inspection import inspect_model
+from mlflow_lambda.handler.app import Scorer, create_app
+from mlflow_lambda.handler.flavors import Predictor, load_model
+from mlflow_lambda.packager.inspection import inspect_model
 from tests import mlflow_models as mm
 from tests.parity_corpus import CASES, IRIS, JSON, Case
 
@@ -225,9 +225,9 @@ _NO_PANDAS = r"""
 import json, sys
 sys.modules["pandas"] = None  # `import pandas` now raises ImportError
 from pathlib import Path
-from handler.app import Scorer, create_app
-from handler.config import load_config
-from handler.flavors import load_model
+from mlflow_lambda.handler.app import Scorer, create_app
+from mlflow_lambda.handler.config import load_config
+from mlflow_lambda.handler.flavors import load_model
 config = load_config(Path(sys.argv[1]))
 predictor = load_model(config, Path(sys.argv[2]))
 create_app(predictor, config)

@@ -25,8 +25,8 @@ import boto3
 import pytest
 from mlflow.exceptions import MlflowException
 
-from infra.plugin import LambdaDeploymentClient
-from packager.build import BuildOptions
+from mlflow_lambda.infra.plugin import LambdaDeploymentClient
+from mlflow_lambda.packager.build import BuildOptions
 from tests.integration.deploy_helpers import (
     FAKE_CREDENTIALS,
     PLAIN_TEMPLATE,

@@ -21,11 +21,11 @@ import pandas as pd  # type: ignore[import-untyped]
 import pytest
 from mlflow.exceptions import MlflowException
 
-from infra.deploy import DeployResult
-from infra.plugin import LambdaDeploymentClient
-from packager.build import BuildOptions
-from packager.errors import DeployError
-from packager.inspection import write_model_config
+from mlflow_lambda.infra.deploy import DeployResult
+from mlflow_lambda.infra.errors import DeployError
+from mlflow_lambda.infra.plugin import LambdaDeploymentClient
+from mlflow_lambda.packager.build import BuildOptions
+from mlflow_lambda.packager.inspection import write_model_config
 from tests.mlflow_models import LoggedModel
 
 pytestmark = pytest.mark.integration
@@ -223,7 +223,7 @@ def test_get_list_delete() -> None:
 def _run_handler(config: Path, model_dir: Path, body: Mapping[str, Any]) -> dict[str, Any]:
     """What the real handler answers to a direct invoke with ``body``."""
     script = (
-        "import json, sys\nimport handler.lambda_function as lf\n"
+        "import json, sys\nimport mlflow_lambda.handler.lambda_function as lf\n"
         "print(json.dumps(lf.handler(json.loads(sys.argv[1]), None)))"
     )
     done = subprocess.run(

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from packager.prune_unused import UNUSED_DISTS
+from mlflow_lambda.packager.prune_unused import UNUSED_DISTS
 
 pytestmark = pytest.mark.integration
 

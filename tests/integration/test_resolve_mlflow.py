@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from packager.errors import ModelResolutionError
-from packager.resolve import ResolvedModel, resolve_model
+from mlflow_lambda.packager.errors import ModelResolutionError
+from mlflow_lambda.packager.resolve import ResolvedModel, resolve_model
 from tests import mlflow_models as mm
 from tests.moto_server import moto_server, patched_environ
 

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from infra.template import TemplateOptions, render_template
-from packager.inspection import hash_model_files, write_model_config
-from packager.modelstore import upload_model
+from mlflow_lambda.handler import ENTRY_POINT
+from mlflow_lambda.packager.inspection import hash_model_files, write_model_config
+from mlflow_lambda.packager.modelstore import upload_model
+from mlflow_lambda.packager.template import TemplateOptions, render_template
 from tests.integration.deploy_helpers import FAKE_CREDENTIALS
 from tests.mlflow_models import LoggedModel
 from tests.moto_server import moto_server
@@ -29,6 +30,7 @@ from tests.moto_server import moto_server
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+ENTRY_MODULE = ENTRY_POINT.rpartition(".")[0]
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -71,7 +73,7 @@ def start_handler(
 ) -> subprocess.CompletedProcess[str]:
     """Import the entry module in a fresh interpreter with the model on S3, then run ``code``."""
     return subprocess.run(
-        [sys.executable, "-c", "import json\nimport handler.lambda_function as lf\n" + code],
+        [sys.executable, "-c", f"import json\nimport {ENTRY_MODULE} as lf\n{code}"],
         env={
             "PATH": "/usr/bin:/bin",
             "PYTHONPATH": str(REPO),
@@ -157,7 +159,9 @@ def test_tampered_object_refuses_to_load(
     done = start_handler(endpoint, model_json, f"s3://{BUCKET}/tampered", tmp_path / "model")
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("handler.errors.ModelIntegrityError: model file 'model.skops' has")
+    assert last.startswith(
+        "mlflow_lambda.handler.errors.ModelIntegrityError: model file 'model.skops' has"
+    )
     assert "expected" in last and "rebuild the bundle" in last
 
 
@@ -171,7 +175,8 @@ def test_missing_object_is_a_clear_error(
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(
-        f"handler.s3model.ModelFetchError: cannot download s3://{BUCKET}/missing/MLmodel: "
+        "mlflow_lambda.handler.errors.ModelFetchError: "
+        f"cannot download s3://{BUCKET}/missing/MLmodel: "
     )
     assert "404" in last
     assert not (tmp_path / "model" / "MLmodel").exists()

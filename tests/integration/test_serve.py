@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from infra.local import LocalLambda
-from infra.runtime_proc import child_pids
-from infra.serve import make_server, serve_bundle
-from packager.errors import LocalInvokeError
+from mlflow_lambda.infra.errors import LocalInvokeError
+from mlflow_lambda.infra.local import LocalLambda
+from mlflow_lambda.infra.runtime_proc import child_pids
+from mlflow_lambda.infra.serve import make_server, serve_bundle
 from tests.integration import local_lambda_helpers as h
 
 pytestmark = pytest.mark.integration

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from handler.app import create_app
-from handler.flavors import load_model
-from infra.serve import serve_bundle
-from packager.inspection import inspect_model
+from mlflow_lambda.handler.app import create_app
+from mlflow_lambda.handler.flavors import load_model
+from mlflow_lambda.infra.serve import serve_bundle
+from mlflow_lambda.packager.inspection import inspect_model
 from tests.mlflow_models import LoggedModel
 from tests.parity_corpus import FOREST, Case
 
@@ -101,7 +101,7 @@ def test_routes(served: tuple[str, int], method: str, path: str, status: int) ->
 
 
 def test_version(served: tuple[str, int]) -> None:
-    import handler
+    from mlflow_lambda import handler
 
     status, _, body = request(served, "GET", "/version")
     assert (status, body.decode()) == (200, handler.__version__)

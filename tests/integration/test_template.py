@@ -15,7 +15,7 @@ import yaml
 from cfnlint.api import ManualArgs, lint
 from samtranslator.translator.transform import transform
 
-from infra.template import (
+from mlflow_lambda.packager.template import (
     TemplateError,
     TemplateOptions,
     dump_template,
@@ -155,7 +155,7 @@ def test_default_template_in_full() -> None:
                     "Architectures": ["x86_64"],
                     "CodeUri": "bundle.zip",
                     "Description": "MLflow model served by mlflow-lambda",
-                    "Handler": "handler.lambda_function.handler",
+                    "Handler": "mlflow_lambda.handler.lambda_function.handler",
                     "MemorySize": {"Ref": "MemorySize"},
                     "Runtime": "python3.12",
                     "Timeout": {"Ref": "Timeout"},

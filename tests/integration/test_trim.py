@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.events import make_event
-from infra.invoke import invoke_bundle
-from packager.bytecode import find_interpreter
+from mlflow_lambda.infra.invoke import invoke_bundle
+from mlflow_lambda.packager.bytecode import find_interpreter
+from mlflow_lambda.packager.events import make_event
 from tests.integration.conftest import run_cli
 from tests.mlflow_models import LoggedModel
 from tests.parity_corpus import ARRAY, FOREST, PIPELINE, REGRESSOR, Case
@@ -54,9 +54,10 @@ def test_trim_leaves_out_what_the_trace_never_imported(
     assert not any(
         n.startswith(("scipy/signal/", "scipy/io/_fast_matrix_market/_fmm_core")) for n in trimmed
     )
-    for kept in ("sklearn/ensemble/_forest.pyc", "scipy.libs/", "numpy.libs/", "handler/app.py"):
+    kept_names = ("sklearn/ensemble/_forest.pyc", "scipy.libs/", "numpy.libs/")
+    for kept in (*kept_names, "mlflow_lambda/handler/app.py"):
         assert any(n.startswith(kept) for n in trimmed), kept
-    assert all(n.startswith(("handler/", "model/", "model.json")) is False for n in gone)
+    assert all(n.startswith(("mlflow_lambda/", "model/", "model.json")) is False for n in gone)
 
 
 def test_a_trimmed_bundle_answers_through_the_lambda_runtime(trimmed_build: Path) -> None:
@@ -83,7 +84,7 @@ def test_importing_a_trimmed_module_says_why_and_what_to_do(
         zf.extractall(tmp_path)
     code = (
         "import sys; sys.path[:0] = [sys.argv[1]]\n"
-        "import handler.lambda_function\n"
+        "import mlflow_lambda.handler.lambda_function\n"
         "try:\n    import scipy.signal\nexcept ImportError as exc:\n    print(exc)\n"
     )
     done = subprocess.run(
@@ -146,7 +147,7 @@ def test_trim_without_an_input_example_fails_with_one_line_and_leaves_nothing(
 _ANSWER_ALL = """
 import json, sys
 sys.path[:0] = [sys.argv[1]]
-import handler.lambda_function as lf
+import mlflow_lambda.handler.lambda_function as lf
 events = json.load(open(sys.argv[2]))
 print(json.dumps([lf.handler(event, None) for event in events]))
 """
@@ -180,7 +181,7 @@ def test_a_trimmed_bundle_answers_the_whole_parity_corpus_like_the_full_one(
     name: str, request: pytest.FixtureRequest, cache_dir: Path, tmp_path: Path
 ) -> None:
     """The trace sees only the input example; the corpus has every format, type error, params
-    case and CSV quirk of PROTOCOL.md for that model. Same answers, byte for byte."""
+    case and CSV quirk of docs/protocol.md for that model. Same answers, byte for byte."""
     model: LoggedModel = request.getfixturevalue(name)
     builds = {}
     for flags in ((), ("--trim",)):

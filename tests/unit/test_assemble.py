@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from packager.assemble import build_image_context, build_zip
-from packager.errors import BundleCheckError
+from mlflow_lambda.packager.assemble import build_image_context, build_zip
+from mlflow_lambda.packager.errors import BundleCheckError
 
 FILES: dict[str, tuple[bytes, int]] = {
     "numpy/__init__.py": (b"from numpy._core import *\n" * 50, 0o644),
@@ -146,7 +146,7 @@ def test_image_context_layout_dockerfile_and_normalised_files(tmp_path: Path) ->
         "COPY deps/ ${LAMBDA_TASK_ROOT}/\n"
         "COPY app/ ${LAMBDA_TASK_ROOT}/\n"
         "\n"
-        'CMD ["handler.lambda_function.handler"]\n'
+        'CMD ["mlflow_lambda.handler.lambda_function.handler"]\n'
     )
     app = {"handler", "model", "model.json"}
     expected = {

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy
 import pytest
 
-from packager.elfcheck import check_architecture, describe_object, find_native_files
-from packager.errors import BundleCheckError
+from mlflow_lambda.packager.elfcheck import check_architecture, describe_object, find_native_files
+from mlflow_lambda.packager.errors import BundleCheckError
 
 HOST_ARCH = {"x86_64": "x86_64", "aarch64": "arm64"}.get(platform.machine())
 OTHER_ARCH = {"x86_64": "arm64", "arm64": "x86_64"}.get(HOST_ARCH or "")

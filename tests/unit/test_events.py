@@ -12,8 +12,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from mangum import Mangum
 
-from infra.events import SHAPES, make_event, sample_events, scoring_body, write_events
-from packager.inspection import inspect_model
+from mlflow_lambda.packager.events import (
+    SHAPES,
+    make_event,
+    sample_events,
+    scoring_body,
+    write_events,
+)
+from mlflow_lambda.packager.inspection import inspect_model
 from tests import mlflow_models as mm
 
 HTTP_SHAPES = [s for s in SHAPES if s != "direct"]

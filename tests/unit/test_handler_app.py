@@ -19,10 +19,10 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-import handler
-from handler.app import MODEL_ERROR_MESSAGE, Scorer, create_app, pandas_installed
-from handler.config import ModelConfig
-from handler.serialize import predictions_json
+from mlflow_lambda import handler
+from mlflow_lambda.handler.app import MODEL_ERROR_MESSAGE, Scorer, create_app, pandas_installed
+from mlflow_lambda.handler.config import ModelConfig
+from mlflow_lambda.handler.serialize import predictions_json
 
 COLUMNS = [{"type": "double", "name": n, "required": True} for n in ("a", "b")]
 ROW = {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3, 4]]}}

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 import pytest
 
-from handler.csvtable import read_csv_columns
-from handler.errors import BAD_REQUEST, ScoringError
+from mlflow_lambda.handler.csvtable import read_csv_columns
+from mlflow_lambda.handler.errors import BAD_REQUEST, ScoringError
 
 # Bodies whose columns read_csv types in every way the reader must reproduce.
 BODIES = [

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from mangum import Mangum
 
-from handler.events import classify, dispatch, strip_stage
+from mlflow_lambda.handler.events import classify, dispatch, strip_stage
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "events"
 

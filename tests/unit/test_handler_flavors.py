@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from handler.config import ModelConfig, load_config, verify_model_files
-from handler.errors import ModelConfigError, ModelIntegrityError, ModelLoadError
-from handler.flavors import load_model
-from handler.flavors.sklearn import SklearnPredictor, force_single_job
+from mlflow_lambda.handler.config import ModelConfig, load_config, verify_model_files
+from mlflow_lambda.handler.errors import ModelConfigError, ModelIntegrityError, ModelLoadError
+from mlflow_lambda.handler.flavors import load_model
+from mlflow_lambda.handler.flavors.sklearn import SklearnPredictor, force_single_job
 
 X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0]])
 Y = np.array([0, 0, 1, 1])

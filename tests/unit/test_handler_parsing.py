@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from handler.errors import BAD_REQUEST, INVALID_PARAMETER_VALUE, ScoringError
-from handler.parsing import (
+from mlflow_lambda.handler.errors import BAD_REQUEST, INVALID_PARAMETER_VALUE, ScoringError
+from mlflow_lambda.handler.parsing import (
     Columns,
     Frame,
     ParsedRequest,

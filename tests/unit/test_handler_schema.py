@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 import pytest
 
-from handler.errors import BAD_REQUEST, INVALID_PARAMETER_VALUE, ScoringError
-from handler.params import ParamSchema
-from handler.parsing import Columns, Frame, Payload, Records, Rows, Tensor
-from handler.schema import InputSchema
+from mlflow_lambda.handler.errors import BAD_REQUEST, INVALID_PARAMETER_VALUE, ScoringError
+from mlflow_lambda.handler.params import ParamSchema
+from mlflow_lambda.handler.payload import Columns, Frame, Payload, Records, Rows, Tensor
+from mlflow_lambda.handler.schema import InputSchema
 
 IRIS = InputSchema([{"type": "double", "name": n, "required": True} for n in ("a", "b", "c")])
 MIXED = InputSchema(

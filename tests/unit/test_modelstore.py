@@ -10,9 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from packager.errors import DeployError
-from packager.inspection import hash_model_files
-from packager.modelstore import check_uploaded, object_key, parse_s3_uri, upload_model
+from mlflow_lambda.packager.errors import ModelUploadError
+from mlflow_lambda.packager.inspection import hash_model_files
+from mlflow_lambda.packager.modelstore import check_uploaded, object_key, parse_s3_uri, upload_model
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -74,7 +74,7 @@ def test_parse_s3_uri(uri: str, expected: tuple[str, str]) -> None:
     ],
 )
 def test_parse_s3_uri_refuses(uri: str, message: str) -> None:
-    with pytest.raises(DeployError, match=message) as info:
+    with pytest.raises(ModelUploadError, match=message) as info:
         parse_s3_uri(uri)
     assert repr(uri) in str(info.value)
 
@@ -119,7 +119,7 @@ def test_second_upload_skips_unchanged_objects(s3: S3Client, model_dir: Path) ->
 def test_upload_refuses_a_file_that_changed_since_inspection(s3: S3Client, model_dir: Path) -> None:
     files = hash_model_files(model_dir)
     (model_dir / "model.pkl").write_bytes(b"tampered")
-    with pytest.raises(DeployError, match=r"model\.json says") as info:
+    with pytest.raises(ModelUploadError, match=r"model\.json says") as info:
         upload_model(model_dir, "s3://models/m", files, s3)
     assert "model.pkl" in str(info.value)
     assert "package it again" in str(info.value)
@@ -127,12 +127,12 @@ def test_upload_refuses_a_file_that_changed_since_inspection(s3: S3Client, model
 
 def test_upload_refuses_a_missing_file(s3: S3Client, model_dir: Path) -> None:
     files = hash_model_files(model_dir) | {"gone.bin": "0" * 64}
-    with pytest.raises(DeployError, match=r"'gone\.bin' listed in model\.json is missing"):
+    with pytest.raises(ModelUploadError, match=r"'gone\.bin' listed in model\.json is missing"):
         upload_model(model_dir, "s3://models/m", files, s3)
 
 
 def test_upload_to_missing_bucket_is_a_deploy_error(s3: S3Client, model_dir: Path) -> None:
-    with pytest.raises(DeployError, match="s3://nope/m/MLmodel"):
+    with pytest.raises(ModelUploadError, match="s3://nope/m/MLmodel"):
         upload_model(model_dir, "s3://nope/m", hash_model_files(model_dir), s3)
 
 

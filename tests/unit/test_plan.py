@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from packager.errors import DependencyError
-from packager.plan import BundlePlan, Dropped, model_needs_pandas, plan_bundle
+from mlflow_lambda.packager.errors import DependencyError
+from mlflow_lambda.packager.plan import BundlePlan, Dropped, model_needs_pandas, plan_bundle
 
 # The requirements MLflow 3.17.2 logged for the README forest (skops) in this repo's venv.
 FOREST_REQUIREMENTS = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from packaging.tags import Tag
 
-from packager.platforms import (
+from mlflow_lambda.packager.platforms import (
     SUPPORTED_PYTHONS,
     Target,
     manylinux_platforms,

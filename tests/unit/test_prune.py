@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from packager.prune import KEEP, elf_machine, prune_tree, strip_tool
+from mlflow_lambda.packager.elfcheck import describe_object
+from mlflow_lambda.packager.prune import KEEP, prune_tree, strip_tool
 
 
 def _write(root: Path, files: dict[str, bytes | str]) -> None:
@@ -48,8 +49,8 @@ TREE: dict[str, bytes | str] = {
     "pkg-1.0.dist-info/RECORD": "pkg/core.py,,\n",
     "pkg-1.0.dist-info/licenses/LICENSE.h": "licence text\n",  # dist-info is never pruned
     "top.py": "import pkg\n",
-    "handler/tests/test_handler.py": "",
-    "handler/lambda_function.py": "",
+    "mlflow_lambda/handler/tests/test_handler.py": "",
+    "mlflow_lambda/handler/lambda_function.py": "",
     "model/tests/weights.c": "model data\n",
     "model.json": "{}",
 }
@@ -90,8 +91,8 @@ def test_rules_remove_exactly_the_unused_files(tmp_path: Path) -> None:
         "pkg-1.0.dist-info/RECORD",
         "pkg-1.0.dist-info/licenses/LICENSE.h",
         "top.py",
-        "handler/tests/test_handler.py",
-        "handler/lambda_function.py",
+        "mlflow_lambda/handler/tests/test_handler.py",
+        "mlflow_lambda/handler/lambda_function.py",
         "model/tests/weights.c",
         "model.json",
     }
@@ -172,7 +173,8 @@ def test_elf_machine_reads_the_header(tmp_path: Path) -> None:
     (tmp_path / "x.so").write_bytes(_elf(62))
     (tmp_path / "a.so").write_bytes(_elf(183))
     (tmp_path / "t.so").write_bytes(b"not an elf file at all")
-    assert [elf_machine(tmp_path / n) for n in ("x.so", "a.so", "t.so")] == [62, 183, None]
+    machines = [describe_object(tmp_path / n).machine for n in ("x.so", "a.so", "t.so")]
+    assert machines == [62, 183, None]
 
 
 def test_strip_tool_never_uses_host_strip_for_a_foreign_arch() -> None:
@@ -204,7 +206,7 @@ def test_strip_skips_libs_dirs_and_foreign_elf_files(tmp_path: Path) -> None:
             "pkg.libs/libopenblas-abc.so": _elf(62),
             "pkg/vendored.libs/libx.so": _elf(62),
             "_top.cpython-312-x86_64-linux-gnu.so": _elf(62),
-            "handler/_h.so": _elf(62),
+            "mlflow_lambda/handler/_h.so": _elf(62),
         },
     )
     calls: list[list[str]] = []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from packager.prune import prune_tree
-from packager.prune_unused import UNUSED_DISTS, UnusedDist
+from mlflow_lambda.packager.prune import prune_tree
+from mlflow_lambda.packager.prune_unused import UNUSED_DISTS, UnusedDist
 
 TAG = "cpython-312-x86_64-linux-gnu"
 
@@ -56,8 +56,9 @@ EXTENSIONS: dict[str, bytes | str] = {
     f"pkg/sub.libs/_vendored2.{TAG}.so": _ext("_vendored2"),
     f"_top.{TAG}.so": _ext("_top"),  # top-level module: not in a package
     f"pkg/_by_handler.{TAG}.so": _ext("_by_handler"),
-    "handler/app.py": "import pkg._by_handler\n",  # protected files still name modules
-    f"handler/_h.{TAG}.so": _ext("_h"),  # protected: never removed
+    # protected files still name modules
+    "mlflow_lambda/handler/app.py": "import pkg._by_handler\n",
+    f"mlflow_lambda/handler/_h.{TAG}.so": _ext("_h"),  # protected: never removed
 }
 
 
@@ -214,7 +215,7 @@ def test_shared_directories_lose_only_the_recorded_files(tmp_path: Path) -> None
     mine = _dist(
         "wcwidth",
         "0.9.4",
-        {"shared/wc.py": "", "wc_top.py": "", "handler/from_dist.py": ""},
+        {"shared/wc.py": "", "wc_top.py": "", "mlflow_lambda/handler/from_dist.py": ""},
     )
     # norecord stays (no RECORD), and so does what it requires, though the table names it too.
     norecord = {"norecord-1.0.dist-info/METADATA": "Name: norecord\nRequires-Dist: needed\n"}
@@ -233,7 +234,7 @@ def test_shared_directories_lose_only_the_recorded_files(tmp_path: Path) -> None
         "shared/other.py",
         "other-1.0.dist-info/METADATA",
         "other-1.0.dist-info/RECORD",
-        "handler/from_dist.py",  # protected, whoever installed it
+        "mlflow_lambda/handler/from_dist.py",  # protected, whoever installed it
         "norecord-1.0.dist-info/METADATA",
         "needed.py",
         "needed-1.0.dist-info/METADATA",

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from packager.errors import ModelResolutionError
-from packager.resolve import ResolvedModel, resolve_model
+from mlflow_lambda.packager.errors import ModelResolutionError
+from mlflow_lambda.packager.resolve import ResolvedModel, resolve_model
 
 MODEL_FILES = {
     "MLmodel": b"flavors:\n  python_function: {}\n",

@@ -10,10 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from infra.invoke import describe_failure, format_report
-from infra.results import InvokeResult, classify
-from infra.rie import RieUnavailableError, locate_rie
-from infra.runtime_api import ERROR_TYPE_HEADER, MAX_RESPONSE_BYTES, Outcome, RuntimeApi
+from mlflow_lambda.infra.errors import RieUnavailableError
+from mlflow_lambda.infra.invoke import describe_failure, format_report
+from mlflow_lambda.infra.results import InvokeResult, classify
+from mlflow_lambda.infra.rie import locate_rie
+from mlflow_lambda.infra.runtime_api import (
+    ERROR_TYPE_HEADER,
+    MAX_RESPONSE_BYTES,
+    Outcome,
+    RuntimeApi,
+)
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:f"
 NEXT = "/2018-06-01/runtime/invocation/next"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from packager.errors import BundleTooLargeError
-from packager.sizes import MB, Row, SizeReport, check_limits, size_report
+from mlflow_lambda.packager.errors import BundleTooLargeError
+from mlflow_lambda.packager.sizes import MB, Row, SizeReport, check_limits, size_report
 
 # group -> files (relative path -> content); the groups are what size_report must find.
 TREE: dict[str, dict[str, str]] = {

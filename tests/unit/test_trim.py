@@ -8,9 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from handler.trimmed import TrimmedModules, install
-from packager.errors import BundleCheckError
-from packager.trim import Trace, TrimReport, module_of, probe_events, trim_tree, write_trimmed
+from mlflow_lambda.handler.trimmed import TrimmedModules, install
+from mlflow_lambda.packager.errors import BundleCheckError
+from mlflow_lambda.packager.trim import (
+    Trace,
+    TrimReport,
+    module_of,
+    probe_events,
+    trim_tree,
+    write_trimmed,
+)
 
 SO = ".cpython-312-x86_64-linux-gnu.so"
 
@@ -70,7 +77,7 @@ FILES = [
     "top-level-notes.txt",
     "pkg.libs/libopenblas-1234.so",
     "pkg-1.0.dist-info/RECORD",
-    "handler/__init__.py",
+    "mlflow_lambda/handler/__init__.py",
     "model/model.skops",
     "model.json",
 ]
@@ -97,7 +104,7 @@ def test_trim_tree_keeps_what_the_trace_used_and_nothing_else(tmp_path: Path) ->
             "top-level-notes.txt",
             "pkg.libs/libopenblas-1234.so",
             "pkg-1.0.dist-info/RECORD",
-            "handler/__init__.py",
+            "mlflow_lambda/handler/__init__.py",
             "model/model.skops",
             "model.json",
         ]

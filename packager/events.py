@@ -30,8 +30,11 @@ import base64 as b64
 import copy
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
+
+from mlflow_lambda.handler.payload import DF_SPLIT, INPUTS
 
 logger = logging.getLogger(__name__)
 
@@ -319,17 +322,17 @@ def _synthesise(inputs: list[dict[str, Any]]) -> dict[str, Any]:
         tensors = [_tensor_zero(col.get("tensor-spec") or {}) for col in inputs]
         names = [col.get("name") for col in inputs]
         if len(inputs) == 1 and not names[0]:
-            return {"inputs": tensors[0]}
-        return {"inputs": {str(n): t for n, t in zip(names, tensors, strict=True)}}
+            return {INPUTS: tensors[0]}
+        return {INPUTS: {str(n): t for n, t in zip(names, tensors, strict=True)}}
     row = [copy.deepcopy(_COLUMN_ZERO.get(str(c.get("type")))) for c in inputs]
     split: dict[str, Any] = {"data": [row]}
     names = [col.get("name") for col in inputs]
     if all(names):
         split = {"columns": names, "data": [row]}
-    return {"dataframe_split": split}
+    return {DF_SPLIT: split}
 
 
-def scoring_body(config: dict[str, Any]) -> dict[str, Any] | None:
+def scoring_body(config: Mapping[str, Any]) -> dict[str, Any] | None:
     """A scoring body for the model: its input example, else one row of zeros from the signature.
 
     ``None`` when the model has neither (MLflow allows that), so no sample can be made.
@@ -343,7 +346,7 @@ def scoring_body(config: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def sample_events(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def sample_events(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """One ready-to-use event per shape, keyed by file name, from a ``model.json`` config.
 
     ``invocations-{v1,v2,url,alb,direct}.json`` POST the model's scoring body;
@@ -367,7 +370,7 @@ def sample_events(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return events
 
 
-def write_events(outdir: Path, config: dict[str, Any]) -> list[Path]:
+def write_events(outdir: Path, config: Mapping[str, Any]) -> list[Path]:
     """Write ``sample_events(config)`` into ``outdir/events/``, sorted keys, indented.
 
     Returns the written paths, sorted.

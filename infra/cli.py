@@ -1,7 +1,7 @@
 """The ``mlflow-lambda`` command line. It parses options and calls the library; nothing else.
 
-Every error the tool raises on purpose (:class:`~packager.errors.PackagingError`) becomes
-one line on stderr and exit code 1 here, once.
+Every error the tool raises on purpose (``MlflowLambdaError``, the root of the tree drawn in
+``packager/errors.py``) becomes one line on stderr and exit code 1 here, once.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import NoReturn
 
 import click
 
-import handler
-from packager.errors import PackagingError
+from mlflow_lambda import handler
+from mlflow_lambda.packager.errors import MlflowLambdaError
 
 ARCHES = click.Choice(["x86_64", "arm64"])
 EVENT_TYPES = click.Choice(["v1", "v2", "url", "alb", "direct"])
@@ -144,7 +144,7 @@ def package(
     with_pandas: bool,
 ) -> None:
     """Package an MLflow model into a Lambda bundle, a SAM template and sample events."""
-    from packager.build import BuildOptions, build
+    from mlflow_lambda.packager.build import BuildOptions, build
 
     result = build(
         BuildOptions(
@@ -220,8 +220,8 @@ def invoke(
     on stdout and a REPORT line (init, duration, max memory) on stderr. Exits 1 when the
     function fails or answers with an error (HTTP status >= 400, or an error body).
     """
-    from infra.invoke import format_report, format_response, invoke_bundle, load_event
-    from infra.results import InvocationError
+    from mlflow_lambda.infra.invoke import format_report, format_response, invoke_bundle, load_event
+    from mlflow_lambda.infra.results import InvocationError
 
     payload = load_event(outdir, event_file=event, data_file=data, event_type=event_type)
     try:
@@ -257,12 +257,12 @@ def serve(
     Each request becomes an API Gateway HTTP API event run by the same emulator as
     `invoke`, so what answers here is what answers on Lambda (6 MB payload limit included).
     """
-    from infra.serve import serve_bundle
+    from mlflow_lambda.infra.serve import serve_bundle
 
     if (outdir is None) == (model_uri is None):
         _fail("give either OUTDIR (a built bundle) or -m MODEL_URI")
     if model_uri:
-        from packager.build import BuildOptions, build, serve_cache_dir
+        from mlflow_lambda.packager.build import BuildOptions, build, serve_cache_dir
 
         outdir = serve_cache_dir(model_uri, arch or "x86_64")
         build(
@@ -299,8 +299,8 @@ def deploy(
     delete: bool,
 ) -> None:
     """Deploy a built bundle with CloudFormation (SAM transform), without the SAM CLI."""
-    from infra.deploy import deploy as run_deploy
-    from infra.deploy import destroy
+    from mlflow_lambda.infra.deploy import deploy as run_deploy
+    from mlflow_lambda.infra.deploy import destroy
 
     if delete:
         destroy(stack_name, region=region, endpoint_url=endpoint_url, progress=_info)
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except PackagingError as exc:
+    except MlflowLambdaError as exc:
         click.secho(f"Error: {exc}", fg="red", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
