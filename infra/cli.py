@@ -13,7 +13,6 @@ from typing import NoReturn
 
 import click
 
-from mlflow_lambda import handler
 from mlflow_lambda.packager.errors import MlflowLambdaError
 
 ARCHES = click.Choice(["x86_64", "arm64"])
@@ -33,7 +32,7 @@ def _fail(message: str) -> NoReturn:
 
 
 @click.group(context_settings={"help_option_names": ["--help"], "max_content_width": 100})
-@click.version_option(handler.__version__, prog_name="mlflow-lambda")
+@click.version_option(package_name="mlflow-lambda", prog_name="mlflow-lambda")  # metadata
 def cli() -> None:
     """Serve an MLflow model from AWS Lambda, speaking MLflow's scoring protocol.
 
