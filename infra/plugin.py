@@ -91,6 +91,7 @@ def target_help() -> str:
         "        -C auth=iam -C rollout=canary-10-5m\n"
         "Moving the MLflow alias (champion) and running `mlflow deployments update -t lambda\n"
         "--name churn` rolls the newly aliased version out that way, rolled back on alarm.\n"
+        "update builds with the -C options it is given, not those of create: repeat them.\n"
     )
 
 
@@ -234,7 +235,6 @@ class LambdaDeploymentClient(BaseDeploymentClient):
         return stack
 
     def _ship(self, name: str, model_uri: str, config: dict[str, str]) -> dict[str, Any]:
-        _check_surface(model_uri, config)
         build = self._build or _default_build
         with tempfile.TemporaryDirectory(prefix="mlflow-lambda-") as tmp:
             outdir = Path(config.get("outdir") or Path(tmp) / "build")
@@ -266,6 +266,7 @@ class LambdaDeploymentClient(BaseDeploymentClient):
         """Package ``model_uri`` and deploy it as stack ``name``; block until it serves."""
         _check_flavor(flavor)
         cfg = _check_config(config)
+        _check_surface(model_uri, cfg)
         stack = self._find(name)
         if _ours(stack):
             raise MlflowException(
@@ -292,7 +293,9 @@ class LambdaDeploymentClient(BaseDeploymentClient):
         _check_flavor(flavor)
         cfg = _check_config(config)
         stack = self._existing(name)
-        return self._ship(name, model_uri or _tags(stack)[MODEL_URI_TAG], cfg)
+        model_uri = model_uri or _tags(stack)[MODEL_URI_TAG]
+        _check_surface(model_uri, cfg)
+        return self._ship(name, model_uri, cfg)
 
     def delete_deployment(
         self, name: str, config: Mapping[str, str] | None = None, endpoint: str | None = None
