@@ -24,20 +24,14 @@ JWT_AUTHORIZER = "JwtAuthorizer"
 # endpoint"); --throttle RATE,BURST or off.
 DEFAULT_THROTTLE: tuple[float, int] = (50.0, 100)
 
-# MLflow's scoring server routes (docs/protocol.md), one SAM event each.
-ROUTES: tuple[tuple[str, str, str], ...] = (
-    ("Invocations", "POST", "/invocations"),
-    ("Ping", "GET", "/ping"),
-    ("Health", "GET", "/health"),
-    ("Version", "GET", "/version"),
-)
+Route = tuple[str, str, str]  # (event name, method, path): template.ROUTES
 
 
 def _rate(rate: float) -> float | int:
     return int(rate) if float(rate).is_integer() else rate
 
 
-def events(opts: TemplateOptions) -> dict[str, Any] | None:
+def events(opts: TemplateOptions, routes: tuple[Route, ...]) -> dict[str, Any] | None:
     """The function's ``Events``: one per route of the API, none without an API."""
     if opts.api == "http":
         kind, key, api_id = "HttpApi", "ApiId", API_ID
@@ -48,7 +42,7 @@ def events(opts: TemplateOptions) -> dict[str, Any] | None:
     # A fresh {"Ref": ...} per route: a shared dict would be dumped as a YAML anchor.
     return {
         name: {"Type": kind, "Properties": {key: {"Ref": api_id}, "Method": method, "Path": path}}
-        for name, method, path in ROUTES
+        for name, method, path in routes
     }
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from mlflow_lambda.packager import endpoint, rollout
-from mlflow_lambda.packager.endpoint import API_ID, FUNCTION_ID, ROUTES
+from mlflow_lambda.packager.endpoint import API_ID, FUNCTION_ID
 from mlflow_lambda.packager.errors import TemplateError
 from mlflow_lambda.packager.template_options import (
     DEFAULT_TIMEOUT_S,
@@ -53,6 +53,14 @@ __all__ = [
 ]  # fmt: skip
 
 LOG_GROUP_ID = "ModelLogGroup"
+
+# MLflow's scoring server routes (docs/protocol.md), one SAM event each.
+ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("Invocations", "POST", "/invocations"),
+    ("Ping", "GET", "/ping"),
+    ("Health", "GET", "/health"),
+    ("Version", "GET", "/version"),
+)
 
 
 def _round_up(mb: float, step: int = 128) -> int:
@@ -149,7 +157,7 @@ def _function(opts: TemplateOptions) -> dict[str, Any]:
         if opts.vpc_subnets
         else None,
         "FunctionUrlConfig": endpoint.function_url(opts),
-        "Events": endpoint.events(opts),
+        "Events": endpoint.events(opts, ROUTES),
     }
     props: dict[str, Any] = {
         "Architectures": [opts.arch],
