@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
+from mlflow_lambda.infra.cli_surface import surface_from_options, surface_options
 from mlflow_lambda.packager.errors import MlflowLambdaError
 
 ARCHES = click.Choice(["x86_64", "arm64"])
@@ -127,6 +128,7 @@ def cli() -> None:
     help="Bundle pandas even when the model's signature is all numeric (it is left out then, "
     "28 MB and ~0.15 s of cold start, unless the model fails without it at the build check).",
 )
+@surface_options
 def package(
     model_uri: str,
     outdir: Path,
@@ -141,10 +143,17 @@ def package(
     cache_dir: Path | None,
     bytecode: str | None,
     with_pandas: bool,
+    **surface_values: Any,
 ) -> None:
-    """Package an MLflow model into a Lambda bundle, a SAM template and sample events."""
+    """Package an MLflow model into a Lambda bundle, a SAM template and sample events.
+
+    The endpoint options (--endpoint ... --rollout) choose what the template deploys; the
+    README's "Choose your endpoint" says what each means on AWS.
+    """
     from mlflow_lambda.packager.build import BuildOptions, build
 
+    surface = surface_from_options(surface_values)
+    surface.check(model_uri, target=target, python=python)  # before a minutes-long build
     result = build(
         BuildOptions(
             model_uri=model_uri,
@@ -160,6 +169,7 @@ def package(
             cache_dir=cache_dir,
             bytecode_mode=bytecode,
             with_pandas=with_pandas,
+            surface=surface,
         ),
         progress=_info,
         warn=_warn,

@@ -35,6 +35,7 @@ from mlflow_lambda.infra.stack import (
     find_stack,
     load_template,
     point_code_at,
+    rollout_of,
     s3_client,
     stack_failure_reasons,
     stack_outputs,
@@ -343,6 +344,11 @@ def _deploy(
         )
     progress(f"Executing change set {name}")
     cfn.execute_change_set(ChangeSetName=change_set_id, StackName=stack_name)
+    shift = rollout_of(template)
+    if shift and not creating:
+        # The first deploy points the alias at version 1 outright; later ones shift traffic
+        # through CodeDeploy, and the stack stays UPDATE_IN_PROGRESS until that is done.
+        progress(f"Rolling the new version out ({shift}); CodeDeploy rolls back on an alarm")
     final = wait_for_stack(
         cfn,
         stack_id,
@@ -354,8 +360,12 @@ def _deploy(
     final_status = final["StackStatus"] if final else "DELETE_COMPLETE"
     if final is None or final_status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
         reasons = stack_failure_reasons(cfn, stack_id)
+        kept = ""
+        if final_status == "UPDATE_ROLLBACK_COMPLETE":
+            kept = "; the update was rolled back and the previous version still serves"
         raise DeployError(
-            f"stack {stack_name!r} ended in {final_status}: {'; '.join(reasons) or 'no reason'}"
+            f"stack {stack_name!r} ended in {final_status}: "
+            f"{'; '.join(reasons) or 'no reason'}{kept}"
         )
     outputs = stack_outputs(final)
     endpoint = endpoint_from_outputs(outputs)

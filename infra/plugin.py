@@ -30,6 +30,7 @@ from mlflow_lambda.handler.flavors import FLAVORS
 from mlflow_lambda.infra.deploy import MODEL_URI_TAG, DeployResult
 from mlflow_lambda.infra.plugin_aws import AwsDeployer, scoring_body, stderr_progress
 from mlflow_lambda.packager.errors import MlflowLambdaError
+from mlflow_lambda.packager.surface import SURFACE_KEYS, Surface, parse_surface
 
 # Statuses of a stack that holds nothing: deleted, or created by a change set never executed.
 _GONE = ("DELETE_COMPLETE", "REVIEW_IN_PROGRESS")
@@ -43,6 +44,7 @@ CONFIG_KEYS: dict[str, str] = {
     "model_location": "s3://bucket/prefix: keep the model on S3, out of the bundle",
     "tracking_uri": "MLflow tracking URI to resolve models:/ and runs:/ [default: env]",
     "outdir": "keep the build here instead of a temporary directory",
+    **SURFACE_KEYS,  # the deploy surface, as `mlflow-lambda package --endpoint ...` has it
 }
 
 
@@ -75,7 +77,8 @@ def target_help() -> str:
     """Help for ``mlflow deployments help -t lambda``."""
     options = "\n".join(f"    {key}: {text}" for key, text in CONFIG_KEYS.items())
     return (
-        "Deploy MLflow models to AWS Lambda behind an API Gateway HTTP API (mlflow-lambda).\n\n"
+        "Deploy MLflow models to AWS Lambda behind an API Gateway HTTP API (mlflow-lambda),\n"
+        "or a REST API, a Function URL or no endpoint (-C endpoint=...).\n\n"
         "Target URI: 'lambda' (region from the AWS configuration) or 'lambda:/<region>'.\n"
         "Set AWS_ENDPOINT_URL to use an emulator. Each deployment is a CloudFormation stack\n"
         "named after the deployment.\n\n"
@@ -84,6 +87,11 @@ def target_help() -> str:
         "Example:\n"
         "    mlflow deployments create -t lambda --name churn -m models:/churn/3\n"
         "    mlflow deployments predict -t lambda --name churn -I input.json\n"
+        "    mlflow deployments create -t lambda --name churn -m models:/churn@champion \\\n"
+        "        -C auth=iam -C rollout=canary-10-5m\n"
+        "Moving the MLflow alias (champion) and running `mlflow deployments update -t lambda\n"
+        "--name churn` rolls the newly aliased version out that way, rolled back on alarm.\n"
+        "update builds with the -C options it is given, not those of create: repeat them.\n"
     )
 
 
@@ -98,7 +106,15 @@ def _build_options(model_uri: str, outdir: Path, config: Mapping[str, str]) -> A
         python=config.get("python"),
         tracking_uri=config.get("tracking_uri"),
         model_location=config.get("model_location"),
+        surface=_surface(config),
     )
+
+
+def _surface(config: Mapping[str, str]) -> Surface:
+    try:
+        return parse_surface(config)
+    except MlflowLambdaError as exc:
+        raise MlflowException(str(exc), INVALID_PARAMETER_VALUE) from exc
 
 
 def run_local(
@@ -140,6 +156,14 @@ def _check_config(config: Mapping[str, str] | None) -> dict[str, str]:
             INVALID_PARAMETER_VALUE,
         )
     return config
+
+
+def _check_surface(model_uri: str, config: Mapping[str, str]) -> None:
+    """Refuse an impossible deploy surface before building (a build takes minutes)."""
+    try:
+        _surface(config).check(model_uri, python=config.get("python"))
+    except MlflowLambdaError as exc:
+        raise MlflowException(str(exc), INVALID_PARAMETER_VALUE) from exc
 
 
 def _region(target_uri: str) -> str | None:
@@ -242,6 +266,7 @@ class LambdaDeploymentClient(BaseDeploymentClient):
         """Package ``model_uri`` and deploy it as stack ``name``; block until it serves."""
         _check_flavor(flavor)
         cfg = _check_config(config)
+        _check_surface(model_uri, cfg)
         stack = self._find(name)
         if _ours(stack):
             raise MlflowException(
@@ -268,7 +293,9 @@ class LambdaDeploymentClient(BaseDeploymentClient):
         _check_flavor(flavor)
         cfg = _check_config(config)
         stack = self._existing(name)
-        return self._ship(name, model_uri or _tags(stack)[MODEL_URI_TAG], cfg)
+        model_uri = model_uri or _tags(stack)[MODEL_URI_TAG]
+        _check_surface(model_uri, cfg)
+        return self._ship(name, model_uri, cfg)
 
     def delete_deployment(
         self, name: str, config: Mapping[str, str] | None = None, endpoint: str | None = None

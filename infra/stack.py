@@ -112,6 +112,16 @@ def point_code_at(template: Mapping[str, Any], bucket: str, key: str) -> dict[st
     return out
 
 
+def rollout_of(template: Mapping[str, Any]) -> str | None:
+    """The CodeDeploy shift a template's functions roll out with (SAM ``DeploymentPreference``
+    ``Type``, e.g. ``Canary10Percent5Minutes``), or None."""
+    for resource in template.get("Resources", {}).values():
+        preference = (resource.get("Properties") or {}).get("DeploymentPreference")
+        if isinstance(preference, dict) and preference.get("Type"):
+            return str(preference["Type"])
+    return None
+
+
 def find_stack(cfn: CloudFormationClient, name_or_id: str) -> StackTypeDef | None:
     """The stack called ``name_or_id``, or ``None`` when there is none."""
     try:

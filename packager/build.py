@@ -25,6 +25,7 @@ from mlflow_lambda.handler import BUNDLE_PACKAGE
 from mlflow_lambda.handler.config import ModelConfig
 from mlflow_lambda.packager import assemble, bytecode, sizes, trim
 from mlflow_lambda.packager.deps import DepsOptions, prepare_dependencies
+from mlflow_lambda.packager.endpoint import describe as describe_endpoint
 from mlflow_lambda.packager.errors import BundleCheckError, RuntimeTooOldError
 from mlflow_lambda.packager.events import write_events
 from mlflow_lambda.packager.importcheck import ImportCheck, import_check
@@ -34,6 +35,7 @@ from mlflow_lambda.packager.manifest import Manifest
 from mlflow_lambda.packager.outdir import prepare_outdir, publish
 from mlflow_lambda.packager.plan import BundlePlan, plan_bundle
 from mlflow_lambda.packager.resolve import ResolvedModel, resolve_model
+from mlflow_lambda.packager.surface import Surface
 from mlflow_lambda.packager.template import (
     TEMPLATE_FILE,
     TemplateOptions,
@@ -63,6 +65,9 @@ class BuildOptions:
     cache_dir: Path | None = None  # wheels/ and prepared deps/ [~/.cache/mlflow-lambda]
     check_import: bool = True
     with_pandas: bool = False  # keep pandas even when the signature is all numeric
+    surface: Surface = field(
+        default_factory=Surface
+    )  # endpoint, auth, throttling, capacity, alias and rollout
 
 
 @dataclass(frozen=True)
@@ -368,20 +373,26 @@ def _render(
     memory = max(MIN_MEMORY_MB, suggest_memory_mb(peak_mb, size.unzipped / sizes.MB))
     if peak_mb is not None:
         run.progress(f"peak memory at import + predict: {peak_mb:.0f} MB; MemorySize {memory}")
-    write_template(
-        run.staged,
-        TemplateOptions(
-            function_name=opts.name,
-            runtime=deps.plan.runtime,
-            arch="arm64" if deps.plan.arch == "arm64" else "x86_64",
-            package_type=opts.target,
-            docker_context="image",
-            memory_mb=memory,
-            model_s3_uri=opts.model_location,
-        ),
-    )
+    template = _template_options(opts, deps, memory)
+    write_template(run.staged, template)
+    for line in describe_endpoint(template):  # public or not, throttled or not: said aloud
+        run.progress(line)
     write_events(run.staged, config)
     return manifest
+
+
+def _template_options(opts: BuildOptions, deps: _Deps, memory: int) -> TemplateOptions:
+    """What the build settled on, with the user's deploy surface (``opts.surface``) over it."""
+    built = TemplateOptions(
+        function_name=opts.name,
+        runtime=deps.plan.runtime,
+        arch="arm64" if deps.plan.arch == "arm64" else "x86_64",
+        package_type=opts.target,
+        docker_context="image",
+        memory_mb=memory,
+        model_s3_uri=opts.model_location,
+    )
+    return opts.surface.template_options(built, opts.model_uri)
 
 
 # -- the pipeline ---------------------------------------------------------------------------

@@ -297,3 +297,120 @@ def test_failed_stack_reports_cloudformation_reasons(
         f"stack 'churn' is in ROLLBACK_COMPLETE and cannot be updated; run `mlflow-lambda "
         f"deploy {outdir} --stack-name churn --delete`, then deploy again"
     )
+
+
+def _rollout_outdir(tmp_path: Path, bundle: bytes) -> tuple[Path, dict[str, Any]]:
+    """A build of ``models:/churn@champion`` with a canary rollout, as ``package`` writes it."""
+    from mlflow_lambda.packager.surface import Surface
+    from mlflow_lambda.packager.template import TemplateOptions, dump_template, render_template
+
+    uri = "models:/churn@champion"
+    opts = Surface(rollout="canary-10-5m").template_options(TemplateOptions(), uri)
+    tpl = render_template(opts)
+    outdir = write_outdir(tmp_path / "build", {"Resources": {}}, bundle=bundle, model_uri=uri)
+    (outdir / "template.yaml").write_text(dump_template(tpl))
+    sent = json.loads(json.dumps(tpl))
+    key = f"churn/{hashlib.sha256(bundle).hexdigest()}.zip"
+    sent["Resources"]["ModelFunction"]["Properties"]["CodeUri"] = {"Bucket": BUCKET, "Key": key}
+    return outdir, sent
+
+
+def _expect_rollout_change_set(stub: Any, kind: str, template: dict[str, Any]) -> None:
+    where = {"ChangeSetName": CS_ID, "StackName": "churn"}
+    stub.add_response(
+        "create_change_set",
+        {"Id": CS_ID, "StackId": STACK_ID},
+        {
+            "StackName": "churn",
+            "ChangeSetName": "cs-1",
+            "ChangeSetType": kind,
+            "Capabilities": CAPABILITIES,
+            "Description": "mlflow-lambda: models:/churn@champion",
+            "Tags": [{"Key": "mlflow-lambda:model-uri", "Value": "models:/churn@champion"}],
+            "TemplateBody": JsonOf(template),
+        },
+    )
+    stub.add_response("describe_change_set", {"Status": "CREATE_COMPLETE"}, where)
+    stub.add_response("execute_change_set", {}, where)
+
+
+def test_rollout_deploy_calls_shift_then_roll_back(tmp_path: Path, s3: S3Client) -> None:
+    """Create, then a new version rolled out by CodeDeploy (the stack waits in
+    UPDATE_IN_PROGRESS while traffic shifts), then one whose alarm fires and is rolled back."""
+    outdir, first = _rollout_outdir(tmp_path / "v1", b"model-v1")
+    props = first["Resources"]["ModelFunction"]["Properties"]
+    assert (props["AutoPublishAlias"], props["DeploymentPreference"]) == (
+        "champion",
+        {
+            "Type": "Canary10Percent5Minutes",
+            "Alarms": [{"Ref": "ModelErrorsAlarm"}, {"Fn::Sub": "${AWS::StackName}-model-5xx"}],
+        },
+    )
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    lines: list[str] = []
+    with Stubber(cfn) as stub:
+        stub.add_client_error(
+            "describe_stacks", "ValidationError", "Stack with id churn does not exist",
+            expected_params={"StackName": "churn"},
+        )  # fmt: skip
+        _expect_rollout_change_set(stub, "CREATE", first)
+        stub.add_response(
+            "describe_stacks", {"Stacks": [_stack("CREATE_COMPLETE", OUTPUTS)]},
+            {"StackName": STACK_ID},
+        )  # fmt: skip
+        created = _run(outdir, cfn, s3, lines)
+
+        # the MLflow alias moved to version 4: a new bundle, the same template shape
+        outdir, second = _rollout_outdir(tmp_path / "v2", b"model-v2")
+        stub.add_response(
+            "describe_stacks", {"Stacks": [_stack("CREATE_COMPLETE", OUTPUTS)]},
+            {"StackName": "churn"},
+        )  # fmt: skip
+        _expect_rollout_change_set(stub, "UPDATE", second)
+        for status in ("UPDATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "UPDATE_IN_PROGRESS",
+                       "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_COMPLETE"):  # fmt: skip
+            stub.add_response(
+                "describe_stacks", {"Stacks": [_stack(status, OUTPUTS)]}, {"StackName": STACK_ID}
+            )
+        updated = _run(outdir, cfn, s3, lines)
+
+        # version 5 fails its canary: the alarm fires, CodeDeploy shifts back, the stack rolls back
+        outdir, third = _rollout_outdir(tmp_path / "v3", b"model-v3")
+        stub.add_response(
+            "describe_stacks", {"Stacks": [_stack("UPDATE_COMPLETE", OUTPUTS)]},
+            {"StackName": "churn"},
+        )  # fmt: skip
+        _expect_rollout_change_set(stub, "UPDATE", third)
+        for status in ("UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS",
+                       "UPDATE_ROLLBACK_COMPLETE"):  # fmt: skip
+            stub.add_response(
+                "describe_stacks", {"Stacks": [_stack(status, OUTPUTS)]}, {"StackName": STACK_ID}
+            )
+        reason = (
+            "CodeDeploy deployment d-ABC123 failed: the deployment was stopped because "
+            "alarm ModelErrorsAlarm was in ALARM"
+        )
+        event = {
+            "StackId": STACK_ID, "EventId": "e9", "StackName": "churn",
+            "Timestamp": datetime(2025, 1, 2, tzinfo=timezone.utc),
+            "LogicalResourceId": "ModelFunctionAliaschampion",
+            "ResourceStatus": "UPDATE_FAILED", "ResourceStatusReason": reason,
+        }  # fmt: skip
+        stub.add_response(
+            "describe_stack_events", {"StackEvents": [event]}, {"StackName": STACK_ID}
+        )
+        with pytest.raises(DeployError) as info:
+            _run(outdir, cfn, s3, lines)
+        stub.assert_no_pending_responses()
+
+    assert (created.status, updated.status) == ("created", "updated")
+    assert str(info.value) == (
+        f"stack 'churn' ended in UPDATE_ROLLBACK_COMPLETE: ModelFunctionAliaschampion: {reason}; "
+        "the update was rolled back and the previous version still serves"
+    )
+    shift = (
+        "Rolling the new version out (Canary10Percent5Minutes); CodeDeploy rolls back on an alarm"
+    )
+    # the two updates shift traffic; the create points the alias at version 1 outright
+    assert [line for line in lines if line.startswith("Rolling")] == [shift, shift]
+    assert "Stack churn: UPDATE_ROLLBACK_IN_PROGRESS" in lines

@@ -25,8 +25,12 @@ import boto3
 import pytest
 from mlflow.exceptions import MlflowException
 
+from mlflow_lambda.infra.deploy import DeployResult
 from mlflow_lambda.infra.plugin import LambdaDeploymentClient
+from mlflow_lambda.infra.stack import load_template
 from mlflow_lambda.packager.build import BuildOptions
+from mlflow_lambda.packager.surface import SURFACE_KEYS
+from mlflow_lambda.packager.template import TemplateOptions, write_template
 from tests.integration.deploy_helpers import (
     FAKE_CREDENTIALS,
     PLAIN_TEMPLATE,
@@ -101,6 +105,11 @@ def test_cli_help_list_get(endpoint: str, cli_stack: str, tmp_path: Path) -> Non
     done = mlflow_cli(endpoint, tmp_path, "help", "-t", "lambda")
     assert done.returncode == 0, done.stderr
     assert "Target URI: 'lambda' (region from the AWS configuration)" in done.stdout
+    listed = [line.split(":")[0].strip() for line in done.stdout.splitlines() if ": " in line]
+    assert set(SURFACE_KEYS) <= set(listed), sorted(set(SURFACE_KEYS) - set(listed))
+    assert "    rollout: how a new version replaces the alias's: all-at-once|canary-10-5m" in (
+        done.stdout
+    )
 
     done = mlflow_cli(endpoint, tmp_path, "list", "-t", "lambda")
     assert done.returncode == 0, done.stderr
@@ -210,3 +219,100 @@ def test_client_create_update_delete_on_moto(
     assert "inproc" not in [d["name"] for d in client.list_deployments()]
     with pytest.raises(MlflowException, match="no lambda deployment named 'inproc'"):
         client.get_deployment("inproc")
+
+
+def test_cli_refuses_an_impossible_surface_before_building(endpoint: str, tmp_path: Path) -> None:
+    """A bad -C value is one line from the plugin, before any build or AWS call."""
+    create = ("create", "-t", "lambda", "--name", "churn", "-m", str(tmp_path / "no-model"))
+    done = mlflow_cli(endpoint, tmp_path, *create, "-C", "rollout=canary-10-5m")
+    assert done.returncode != 0
+    assert (
+        "rollout 'canary-10-5m' moves traffic between versions behind an alias: give --alias "
+        "NAME, or package a models:/<name>@<alias> URI"
+    ) in done.stderr
+    assert "deployment 'churn' failed" not in done.stderr  # refused before the build ran
+
+
+class TemplateBuild:
+    """Stands in for ``packager.build.build``: writes the template the real build would for
+    ``opts.surface`` (the render step, without installing wheels)."""
+
+    def __call__(self, opts: BuildOptions) -> None:
+        write_outdir(opts.outdir, PLAIN_TEMPLATE, bundle=b"zip", model_uri=opts.model_uri)
+        write_template(
+            opts.outdir, opts.surface.template_options(TemplateOptions(), opts.model_uri)
+        )
+
+
+class RecordingDeployer:
+    """Stands in for AWS: keeps the template each deploy would send, answers like a stack."""
+
+    def __init__(self) -> None:
+        self.templates: list[dict[str, Any]] = []
+        self.stack: dict[str, Any] | None = None
+
+    def deploy(
+        self, outdir: Path, stack_name: str, s3_bucket: str | None, tags: Any
+    ) -> DeployResult:
+        self.templates.append(load_template(outdir / "template.yaml"))
+        uri = json.loads((outdir / "manifest.json").read_text())["model"]["uri"]
+        self.stack = {
+            "StackName": stack_name, "StackStatus": "UPDATE_COMPLETE",
+            "Tags": [{"Key": "mlflow-lambda:model-uri", "Value": uri}],
+        }  # fmt: skip
+        return DeployResult(stack_name, "arn:stack", "created")
+
+    def destroy(self, stack_name: str) -> str:
+        return "deleted"
+
+    def find(self, stack_name: str) -> dict[str, Any] | None:
+        return self.stack
+
+    def stacks(self) -> list[dict[str, Any]]:
+        return [self.stack] if self.stack else []
+
+    def invoke(self, function_name: str, body: Any) -> dict[str, Any]:
+        return {}
+
+
+def test_config_keys_reach_the_template_on_create_and_update() -> None:
+    deployer = RecordingDeployer()
+    client = LambdaDeploymentClient("lambda", deployer=deployer, build=TemplateBuild())
+    config = {
+        "endpoint": "rest-api",
+        "auth": "iam",
+        "throttle": "5,10",
+        "reserved_concurrency": "8",
+        "memory": "2048",
+        "env": "LOG_LEVEL=debug",
+        "tags": "team=ml",
+        "log_retention": "14",
+        "rollout": "canary-10-5m",
+    }
+    client.create_deployment("churn", "models:/churn@champion", config=config)
+    resources = deployer.templates[0]["Resources"]
+    function = resources["ModelFunction"]["Properties"]
+    assert (function["AutoPublishAlias"], function["DeploymentPreference"]["Type"]) == (
+        "champion",  # the MLflow alias of the URI
+        "Canary10Percent5Minutes",
+    )
+    assert (function["ReservedConcurrentExecutions"], function["Tags"]) == (8, {"team": "ml"})
+    assert function["Environment"] == {"Variables": {"LOG_LEVEL": "debug"}}
+    assert deployer.templates[0]["Parameters"]["MemorySize"]["Default"] == 2048
+    api = resources["ModelRestApi"]["Properties"]
+    assert api["Auth"] == {"DefaultAuthorizer": "AWS_IAM", "InvokeRole": "NONE"}
+    assert api["MethodSettings"][0]["ThrottlingRateLimit"] == 5
+    assert resources["ModelLogGroup"]["Properties"]["RetentionInDays"] == 14
+
+    # the MLflow alias moved: update rebuilds the stack's own URI, rolled out the new way
+    client.update_deployment("churn", config={"rollout": "linear-10-1m", "throttle": "off"})
+    resources = deployer.templates[1]["Resources"]
+    function = resources["ModelFunction"]["Properties"]
+    assert (function["AutoPublishAlias"], function["DeploymentPreference"]["Type"]) == (
+        "champion",
+        "Linear10PercentEvery1Minute",
+    )
+    assert "DefaultRouteSettings" not in resources["ModelHttpApi"]["Properties"]
+    with pytest.raises(MlflowException, match="throttle 'fast' must be RATE,BURST"):
+        client.update_deployment("churn", config={"throttle": "fast"})
+    assert len(deployer.templates) == 2
