@@ -43,6 +43,7 @@ CONFIG_KEYS: dict[str, str] = {
     "model_location": "s3://bucket/prefix: keep the model on S3, out of the bundle",
     "tracking_uri": "MLflow tracking URI to resolve models:/ and runs:/ [default: env]",
     "outdir": "keep the build here instead of a temporary directory",
+    "allow_secret": "comma-separated model files that may ship although they hold credentials",
 }
 
 
@@ -98,6 +99,9 @@ def _build_options(model_uri: str, outdir: Path, config: Mapping[str, str]) -> A
         python=config.get("python"),
         tracking_uri=config.get("tracking_uri"),
         model_location=config.get("model_location"),
+        allow_secrets=tuple(
+            p.strip() for p in config.get("allow_secret", "").split(",") if p.strip()
+        ),
     )
 
 

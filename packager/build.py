@@ -1,6 +1,6 @@
 """The package pipeline: model URI -> bundle.zip or image context, manifest, template, events.
 
-    resolve -> inspect -> plan -> install (+ prune, bytecode) -> stage -> verify
+    resolve -> inspect -> hygiene -> plan -> install (+ prune, bytecode) -> stage -> verify
         -> [--trim: trace, trim, verify again] -> assemble (+ size check) -> render -> publish
 
 ``_build`` reads as those steps; each is a function of the module that owns it, called through
@@ -23,7 +23,7 @@ from typing import Any, Literal
 from mlflow_lambda import handler
 from mlflow_lambda.handler import BUNDLE_PACKAGE
 from mlflow_lambda.handler.config import ModelConfig
-from mlflow_lambda.packager import assemble, bytecode, sizes, trim
+from mlflow_lambda.packager import assemble, bytecode, hygiene, sizes, trim
 from mlflow_lambda.packager.deps import DepsOptions, prepare_dependencies
 from mlflow_lambda.packager.errors import BundleCheckError, RuntimeTooOldError
 from mlflow_lambda.packager.events import write_events
@@ -63,6 +63,7 @@ class BuildOptions:
     cache_dir: Path | None = None  # wheels/ and prepared deps/ [~/.cache/mlflow-lambda]
     check_import: bool = True
     with_pandas: bool = False  # keep pandas even when the signature is all numeric
+    allow_secrets: tuple[str, ...] = ()  # model files whose credentials ship (packager.hygiene)
 
 
 @dataclass(frozen=True)
@@ -420,7 +421,10 @@ def build(opts: BuildOptions, *, progress: Progress = print, warn: Progress = pr
 
 def _build(run: _Run) -> Manifest:
     resolved, config = _resolve(run)
-    model_dir = resolved.local_dir
+    model_dir, config = hygiene.check_model(
+        resolved.local_dir, config, run.app / "model.json", run.work / "model-clean",
+        allowed=run.opts.allow_secrets, progress=run.progress,
+    )  # fmt: skip
     deps = _plan_and_install(run, config)
     _stage(run, config, model_dir, deps)
     deps, check = _verify(run, config, model_dir, deps)
