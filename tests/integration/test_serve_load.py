@@ -145,3 +145,29 @@ def test_eight_clients_for_five_seconds_on_the_forest(
     per_worker = [int(n) for n in match.groups()]
     assert sum(per_worker) == len(answers) + 1  # the /ping after the load
     assert min(per_worker) > 0, per_worker  # every worker answered
+
+
+def test_bench_load_section_renders_both_servers() -> None:
+    from bench.load import section
+
+    assert section({"load": {}}) == []
+
+    def side(per_s: float, rss: list[float]) -> dict[str, Any]:
+        return {"per_s": per_s, "answers": int(per_s * 30), "errors": 0, "rss_mb": rss,
+                "rss_growth": rss[-1] / rss[0] - 1}  # fmt: skip
+
+    runs = {
+        "readme": {
+            "clients": 16,
+            "rows": 2,
+            "warmup_s": 5.0,
+            "duration_s": 30.0,
+            "ours_serve": side(300.0, [400.0, 404.0]),
+            "mlflow_serve": side(150.0, [500.0, 500.0]),
+            "throughput_ratio": 2.0,
+        }
+    }
+    text = "\n".join(section({"load": runs}))  # fmt: skip
+    assert "| `mlflow-lambda serve` | 300 | 9000 | 0 | 400 MB | 404 MB | +1.0% |" in text
+    assert "| `mlflow models serve` | 150 | 4500 | 0 | 500 MB | 500 MB | +0.0% |" in text
+    assert "Throughput, ours / MLflow: **2.00x**." in text
