@@ -4,7 +4,8 @@
     python -m bench --quick    # few runs, README model only, for a smoke test (about 2 minutes)
 
 Phases, in this order: log the models into a store under ``--workdir``, build their bundles,
-cold start, warm latency (and memory), size, build time. ``--skip`` leaves phases out.
+cold start, warm latency (and memory), concurrent load (README model: 16 clients for 30 s,
+``bench/load.py``), size, build time. ``--skip`` leaves phases out.
 Benchmarks are not tests: nothing here asserts on a time.
 """
 
@@ -22,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import buildtime, coldstart, sizes, warm
+from bench import buildtime, coldstart, load, sizes, warm
 from bench.bundles import Bundle, build_bundle, remove_task_root, task_root
 from bench.chart import draw
 from bench.models import BenchModel, ensure_model
@@ -30,7 +31,7 @@ from bench.report import render
 from bench.summary import build_by_arch, summarize_results
 
 ROOT = Path(__file__).resolve().parent.parent
-PHASES = ("cold", "warm", "size", "build")
+PHASES = ("cold", "warm", "load", "size", "build")
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,11 @@ class Plan:
     budget_s: float  # warm seconds per side and size, at most
     build_cold: int
     build_warm: int
+    load_s: float  # counted seconds of the concurrent load, per server
 
 
-FULL = Plan(7, True, {1: 300, 2: 300, 100: 200, 1000: 100, 10_000: 30}, 20.0, 2, 3)
-QUICK = Plan(2, False, {1: 20, 2: 20, 100: 10, 1000: 10, 10_000: 5}, 1.5, 0, 1)
+FULL = Plan(7, True, {1: 300, 2: 300, 100: 200, 1000: 100, 10_000: 30}, 20.0, 2, 3, 30.0)
+QUICK = Plan(2, False, {1: 20, 2: 20, 100: 10, 1000: 10, 10_000: 5}, 1.5, 0, 1, 5.0)
 
 
 METHOD_NOTES = (
@@ -185,6 +187,9 @@ def measure(args: argparse.Namespace, results: dict[str, Any]) -> None:
             inproc = warm.in_process(model, bundles[key], cfg.counts, cfg.budget_s, say)
             http = warm.over_http(model, bundles[key], cfg.counts, cfg.budget_s, work / "logs", say)
             results["warm"][key] = {"in_process": inproc, "http": http}
+        if "load" not in skip and key == "readme":
+            say(f"concurrent load, {key} ({load.CLIENTS} clients, {cfg.load_s:.0f} s each) ...")
+            results["load"][key] = load.run(model, bundles[key], work / "logs", say, cfg.load_s)
     readme = models.get("readme") or next(iter(models.values()))
     arches = {"x86_64": bundles[readme.key]}
     if not args.quick and not {"size", "build"} <= skip:
@@ -275,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine(), "python": platform.python_version(), "versions": _versions(),
             "notes": list(METHOD_NOTES),
         },
-        "models": {}, "cold": {}, "warm": {}, "size": {}, "build": {},
+        "models": {}, "cold": {}, "warm": {}, "load": {}, "size": {}, "build": {},
     }  # fmt: skip
     try:
         measure(args, results)

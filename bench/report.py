@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import load
 from bench.report_sizes import build_section, size_section
 from bench.stats import fmt_ms, fmt_spread
 
@@ -236,7 +237,7 @@ def render(results: dict[str, Any], summary: dict[str, Any], chart: str | None) 
         )
     lines.append("")
     lines += _cold_section(results, summary) + _warm_section(results, summary)
-    lines += _memory_section(results, summary) + size_section(results)
+    lines += _memory_section(results, summary) + load.section(results) + size_section(results)
     lines += build_section(results, summary)
     notes = results["meta"].get("notes", [])
     if notes:

@@ -120,8 +120,9 @@ def _start_server(
 
 def _server_argv(name: str, model: BenchModel, bundle: Bundle, port: int) -> list[str]:
     if name == "ours_serve":
+        # One environment, as one Lambda instance: the concurrent case is bench/load.py's.
         return [str(VENV_BIN / "mlflow-lambda"), "serve", str(bundle.outdir),
-                "-h", procs.HOST, "-p", str(port)]  # fmt: skip
+                "-h", procs.HOST, "-p", str(port), "--workers", "1"]  # fmt: skip
     return [str(VENV_BIN / "mlflow"), "models", "serve", "-m", model.uri,
             "--env-manager", "local", "-h", procs.HOST, "-p", str(port)]  # fmt: skip
 

@@ -129,6 +129,14 @@ def cli() -> None:
     "28 MB and ~0.15 s of cold start, unless the model fails without it at the build check).",
 )
 @surface_options
+@click.option(
+    "--allow-secret",
+    "allow_secrets",
+    multiple=True,
+    metavar="PATH",
+    help="Ship this model file although it holds credentials (a path relative to the model "
+    "directory; repeat for more). Without it, credentials in the model stop the build.",
+)
 def package(
     model_uri: str,
     outdir: Path,
@@ -143,6 +151,7 @@ def package(
     cache_dir: Path | None,
     bytecode: str | None,
     with_pandas: bool,
+    allow_secrets: tuple[str, ...],
     **surface_values: Any,
 ) -> None:
     """Package an MLflow model into a Lambda bundle, a SAM template and sample events.
@@ -170,6 +179,7 @@ def package(
             bytecode_mode=bytecode,
             with_pandas=with_pandas,
             surface=surface,
+            allow_secrets=allow_secrets,
         ),
         progress=_info,
         warn=_warn,
@@ -253,6 +263,13 @@ def invoke(
 @click.option("-h", "--host", default="127.0.0.1", show_default=True)
 @click.option("--arch", type=ARCHES, default=None, help="With -m: see `package --arch`.")
 @click.option("--tracking-uri", metavar="URI", help="With -m: see `package --tracking-uri`.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Warm Lambda environments answering requests concurrently, one request at a time "
+    "each, as Lambda scales [default: one per CPU].",
+)
 def serve(
     outdir: Path | None,
     model_uri: str | None,
@@ -260,6 +277,7 @@ def serve(
     host: str,
     arch: str | None,
     tracking_uri: str | None,
+    workers: int | None,
 ) -> None:
     """Serve a bundle over HTTP like `mlflow models serve`, through the Lambda runtime.
 
@@ -285,7 +303,7 @@ def serve(
             warn=_warn,
         )
     assert outdir is not None
-    serve_bundle(outdir, host=host, port=port)
+    serve_bundle(outdir, host=host, port=port, workers=workers)
 
 
 @cli.command()

@@ -58,6 +58,13 @@ _TERMINAL = re.compile(r"^REPORT RequestId:|\(rapid\) Invoke DONE failed")
 _NOT_LOGS = ("START RequestId:", "END RequestId:", "REPORT RequestId:")
 
 
+def _parent_of(pid: int) -> int | None:
+    try:  # field 4 of /proc/<pid>/stat; field 2 (comm) is parenthesised and may hold spaces
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _first(pattern: re.Pattern[str], lines: list[str]) -> float | None:
     for line in lines:
         m = pattern.search(line)
@@ -98,6 +105,7 @@ class LocalLambda:
         self._own_tmp = tmp_dir is None
         self._rie: subprocess.Popen[bytes] | None = None
         self._rie_port = 0
+        self._runtime_pid: int | None = None  # the RIE's runtime child, once known
         self._api: runtime_api.RuntimeApiServer | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._readers: list[threading.Thread] = []
@@ -251,7 +259,13 @@ class LocalLambda:
 
     def _invoke_rie(self, body: bytes) -> InvokeResult:
         assert self._rie is not None
-        sampler = MemorySampler(parent=self._rie.pid)
+        rie = self._rie.pid
+        # Finding the runtime scans all of /proc (milliseconds of CPU on a busy host): do it
+        # once per runtime, not once per request, which matters under `serve`'s load.
+        known = self._runtime_pid
+        if known is not None and _parent_of(known) != rie:
+            known = self._runtime_pid = None
+        sampler = MemorySampler(pid=known) if known else MemorySampler(parent=rie)
         conn = http.client.HTTPConnection(
             "127.0.0.1", self._rie_port, timeout=self.timeout_s + INIT_LIMIT_S + 30
         )
@@ -264,6 +278,8 @@ class LocalLambda:
         finally:
             conn.close()
             peak = sampler.stop()
+        if self._runtime_pid is None:
+            self._runtime_pid = next(iter(child_pids(rie)), None)
         lines = self._collect(_LOG_SETTLE_S, lambda ls: bool(ls) and bool(_TERMINAL.search(ls[-1])))
         duration = _first(_RTDONE, lines) or _first(_REPORT_DURATION, lines)
         error = classify(status, payload)
@@ -327,6 +343,22 @@ class LocalLambda:
         payload = json.dumps({"errorType": "Runtime.ExitError", "errorMessage": text}).encode()
         duration = (time.monotonic() - handed) * 1000 if handed else None
         return self._result(payload, ("Runtime.ExitError", text), None, duration, peak, lines)
+
+    def sibling(self, tmp_dir: Path) -> LocalLambda:
+        """Another environment of the same function: same task root, runtime and settings, its
+        own ``tmp_dir`` (Lambda gives each concurrent instance a /tmp of its own). Not started."""
+        mine = str(self._tmp) if self._tmp is not None else None
+        env = {}
+        for key, value in self._extra_env.items():
+            if mine and (value == mine or value.startswith(mine + "/")):
+                value = str(tmp_dir) + value[len(mine) :]
+            env[key] = value
+        return LocalLambda(
+            self.task_root, handler=self.handler, python=self._python, memory_mb=self.memory_mb,
+            timeout_s=self.timeout_s, function_name=self.function_name, region=self.region,
+            env=env, emulator=self.emulator or self._wanted, log_sink=self._log_sink,
+            tmp_dir=tmp_dir,
+        )  # fmt: skip
 
     # -- teardown --------------------------------------------------------------------------
     def close(self) -> None:

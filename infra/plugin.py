@@ -45,6 +45,7 @@ CONFIG_KEYS: dict[str, str] = {
     "tracking_uri": "MLflow tracking URI to resolve models:/ and runs:/ [default: env]",
     "outdir": "keep the build here instead of a temporary directory",
     **SURFACE_KEYS,  # the deploy surface, as `mlflow-lambda package --endpoint ...` has it
+    "allow_secret": "comma-separated model files that may ship although they hold credentials",
 }
 
 
@@ -107,6 +108,9 @@ def _build_options(model_uri: str, outdir: Path, config: Mapping[str, str]) -> A
         tracking_uri=config.get("tracking_uri"),
         model_location=config.get("model_location"),
         surface=_surface(config),
+        allow_secrets=tuple(
+            p.strip() for p in config.get("allow_secret", "").split(",") if p.strip()
+        ),
     )
 
 

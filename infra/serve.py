@@ -1,8 +1,9 @@
 """``mlflow-lambda serve``: a local HTTP front for a bundle, a drop-in for ``mlflow models serve``.
 
 Each request becomes an API Gateway HTTP API (payload 2.0) event, goes through the same local
-Lambda as ``invoke`` (one warm runtime, requests serialized like one Lambda instance) and the
-function's 2.0 response is mapped back to HTTP, as API Gateway does. Routing and answers are the
+Lambda as ``invoke`` and the function's 2.0 response is mapped back to HTTP, as API Gateway
+does. Like Lambda under load, ``serve`` runs several warm environments (``--workers``, one per
+CPU by default; ``infra.pool``), each answering one request at a time. Routing and answers are the
 handler's own, so ``/ping``, ``/health``, ``/version`` and ``/invocations`` behave as deployed.
 Defaults match ``mlflow models serve``: 127.0.0.1, port 5000.
 """
@@ -26,6 +27,7 @@ from mlflow_lambda.handler.payload import MAX_PAYLOAD_BYTES
 from mlflow_lambda.infra.errors import LocalInvokeError
 from mlflow_lambda.infra.invoke import describe_failure, format_report, open_bundle
 from mlflow_lambda.infra.local import LocalLambda
+from mlflow_lambda.infra.pool import LocalLambdaPool, default_workers
 from mlflow_lambda.infra.results import InvokeResult
 from mlflow_lambda.infra.runtime_api import KeepAliveHandler
 from mlflow_lambda.packager.events import make_event
@@ -159,8 +161,11 @@ class _Handler(KeepAliveHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # listen() backlog: many clients connecting at once (default 5)
 
-    def __init__(self, addr: tuple[str, int], fn: LocalLambda, max_body: int, quiet: bool) -> None:
+    def __init__(
+        self, addr: tuple[str, int], fn: LocalLambda | LocalLambdaPool, max_body: int, quiet: bool
+    ) -> None:
         super().__init__(addr, _Handler)
         self.fn, self.max_body_bytes, self.quiet = fn, max_body, quiet
 
@@ -170,7 +175,7 @@ class _Server(ThreadingHTTPServer):
 
 
 def make_server(
-    fn: LocalLambda,
+    fn: LocalLambda | LocalLambdaPool,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     *,
@@ -191,15 +196,20 @@ def serve_bundle(
     timeout_s: int | None = None,
     env: Mapping[str, str] | None = None,
     warm: bool = True,
+    workers: int | None = None,
     on_ready: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
     quiet: bool = False,
 ) -> None:
     """Serve the bundle in ``outdir`` on ``host:port`` until Ctrl-C, SIGTERM or ``stop`` is set.
 
-    With ``warm``, a ``GET /ping`` cold-starts the function first, so an import error stops
-    ``serve`` at once (LocalInvokeError) instead of failing the first request.
+    ``workers`` warm environments (default: one per CPU) answer requests concurrently. With
+    ``warm``, a ``GET /ping`` cold-starts each of them first, so an import error stops ``serve``
+    at once (LocalInvokeError) instead of failing the first request.
     """
+    size = workers if workers is not None else default_workers()
+    if size < 1:
+        raise LocalInvokeError(f"--workers must be at least 1, not {size!r}")
 
     def sink(line: str) -> None:
         if not quiet:
@@ -208,17 +218,16 @@ def serve_bundle(
     with open_bundle(
         outdir, emulator=emulator, memory_mb=memory_mb, timeout_s=timeout_s, env=env,
         log_sink=sink,
-    ) as fn:  # fmt: skip
+    ) as first, LocalLambdaPool(first, size) as fn:  # fmt: skip
         if warm:
-            result = fn.invoke(
-                make_event("v2", None, method="GET", path="/ping", content_type=None)
-            )
-            if not result.ok:
-                raise LocalInvokeError(describe_failure(result, fn.timeout_s))
-            sink(format_report(result))
+            ping = make_event("v2", None, method="GET", path="/ping", content_type=None)
+            for result in fn.warm(ping):
+                if not result.ok:
+                    raise LocalInvokeError(describe_failure(result, fn.timeout_s))
+                sink(format_report(result))
         server = make_server(fn, host, port, quiet=quiet)
         url = f"http://{host}:{server.server_address[1]}"
-        sink(f"serving {outdir} on {url} ({fn.emulator}); Ctrl-C to stop")
+        sink(f"serving {outdir} on {url} ({fn.emulator}, {size} workers); Ctrl-C to stop")
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         previous = _on_sigterm()
         try:
@@ -234,6 +243,7 @@ def serve_bundle(
             server.shutdown()
             server.server_close()
             thread.join(timeout=10)
+            sink(f"requests answered per worker: {', '.join(map(str, fn.answered))}")
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
 

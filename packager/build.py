@@ -1,6 +1,6 @@
 """The package pipeline: model URI -> bundle.zip or image context, manifest, template, events.
 
-    resolve -> inspect -> plan -> install (+ prune, bytecode) -> stage -> verify
+    resolve -> inspect -> hygiene -> plan -> install (+ prune, bytecode) -> stage -> verify
         -> [--trim: trace, trim, verify again] -> assemble (+ size check) -> render -> publish
 
 ``_build`` reads as those steps; each is a function of the module that owns it, called through
@@ -23,7 +23,7 @@ from typing import Any, Literal
 from mlflow_lambda import handler
 from mlflow_lambda.handler import BUNDLE_PACKAGE
 from mlflow_lambda.handler.config import ModelConfig
-from mlflow_lambda.packager import assemble, bytecode, sizes, trim
+from mlflow_lambda.packager import assemble, bytecode, hygiene, sizes, trim
 from mlflow_lambda.packager.deps import DepsOptions, prepare_dependencies
 from mlflow_lambda.packager.endpoint import describe as describe_endpoint
 from mlflow_lambda.packager.errors import BundleCheckError, RuntimeTooOldError
@@ -68,6 +68,7 @@ class BuildOptions:
     surface: Surface = field(
         default_factory=Surface
     )  # endpoint, auth, throttling, capacity, alias and rollout
+    allow_secrets: tuple[str, ...] = ()  # model files whose credentials ship (packager.hygiene)
 
 
 @dataclass(frozen=True)
@@ -431,7 +432,10 @@ def build(opts: BuildOptions, *, progress: Progress = print, warn: Progress = pr
 
 def _build(run: _Run) -> Manifest:
     resolved, config = _resolve(run)
-    model_dir = resolved.local_dir
+    model_dir, config = hygiene.check_model(
+        resolved.local_dir, config, run.app / "model.json", run.work / "model-clean",
+        allowed=run.opts.allow_secrets, progress=run.progress,
+    )  # fmt: skip
     deps = _plan_and_install(run, config)
     _stage(run, config, model_dir, deps)
     deps, check = _verify(run, config, model_dir, deps)

@@ -8,6 +8,8 @@ a non-zero exit, once, and the MLflow plugin into one ``MlflowException``::
     │   ├── ModelResolutionError         the model URI cannot be resolved or downloaded
     │   ├── ModelInspectionError         the model directory or its MLmodel is unusable
     │   │   └── UnsupportedFlavorError   no runtime loader for the model's flavor
+    │   ├── ModelHygieneError            packager/hygiene.py: a link or path out of the model,
+    │   │                                credentials in it, not allowed with --allow-secret
     │   ├── DependencyError              requirements conflict or have no wheel for the target
     │   │   └── RuntimeTooOldError       the runtime's glibc is too old for the pins
     │   ├── BundleCheckError             the built bundle fails a check (architecture, import)
@@ -45,6 +47,10 @@ class ModelInspectionError(PackagingError):
 
 class UnsupportedFlavorError(ModelInspectionError):
     """The model's flavor has no loader in the runtime."""
+
+
+class ModelHygieneError(PackagingError):
+    """The model directory links or points outside itself, or holds credentials not allowed."""
 
 
 class DependencyError(PackagingError):

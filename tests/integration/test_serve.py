@@ -179,7 +179,7 @@ def test_ctrl_c_stops_server_runtime_and_rie(tmp_path: Path) -> None:
     outdir = h.write_build(tmp_path / "b", h.HTTP_ECHO)
     code = (
         "import sys; from pathlib import Path; from infra.serve import serve_bundle; "
-        "serve_bundle(Path(sys.argv[1]), '127.0.0.1', 0, "
+        "serve_bundle(Path(sys.argv[1]), '127.0.0.1', 0, workers=2, "
         "on_ready=lambda url: print('READY', url, flush=True), quiet=True)"
     )
     proc = subprocess.Popen(
@@ -194,7 +194,7 @@ def test_ctrl_c_stops_server_runtime_and_rie(tmp_path: Path) -> None:
         assert request(port, "GET", "/ping")[0] == 200
         rie = child_pids(proc.pid)
         runtime = [pid for parent in rie for pid in child_pids(parent)]
-        assert len(rie) == 1 and len(runtime) == 1
+        assert len(rie) == 2 and len(runtime) == 2  # --workers 2: two environments
         os.kill(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=30) == 0
         assert [pid for pid in rie + runtime if _alive(pid)] == []
