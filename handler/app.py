@@ -68,7 +68,8 @@ SWAGGER_UI_ASSETS = {  # file -> its sha384, base64 (openssl dgst -sha384 -binar
     "swagger-ui.css": "WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I",
 }
 # "openapi.json" is relative, so the page finds the document under an API Gateway stage
-# (/Prod/docs -> /Prod/openapi.json) as well as at the root.
+# (/Prod/docs -> /Prod/openapi.json) as well as at the root. validatorUrl null: Swagger UI
+# would otherwise send the document's URL to swagger.io's online validator for a badge.
 _DOCS_HTML = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -87,6 +88,7 @@ window.ui = SwaggerUIBundle({{
   deepLinking: true,
   showExtensions: true,
   showCommonExtensions: true,
+  validatorUrl: null,
   presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset]
 }});
 </script>
