@@ -402,3 +402,22 @@ def test_model_error_reason_is_capped() -> None:
     reason = message.removeprefix(f"{MODEL_ERROR_MESSAGE} ")
     assert reason.startswith("ValueError: columns: 0, 1, 2") and reason.endswith("...")
     assert len(reason) == MAX_REASON_CHARS
+
+
+def test_real_estimator_error_says_why() -> None:
+    """The issue's case: 3 columns to a forest fitted on 4 array columns (no signature)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    forest = RandomForestClassifier(n_estimators=2, random_state=0)
+    forest.fit(rng.random((8, 4)), [0, 1] * 4)
+    fake = FakePredictor(answer=forest.predict)
+    r = client_for(fake, make_config(None)).post("/invocations", json={"inputs": [[1, 2, 3]]})
+    assert (r.status_code, r.json()) == (
+        400,
+        {
+            "error_code": "BAD_REQUEST",
+            "message": f"{MODEL_ERROR_MESSAGE} ValueError: X has 3 features, but "
+            "RandomForestClassifier is expecting 4 features as input.",
+        },
+    )
