@@ -1,11 +1,14 @@
 """The ASGI app speaking MLflow's scoring protocol (see docs/protocol.md).
 
-A plain Starlette app, the core FastAPI is built on: the four routes need none of FastAPI's
+A plain Starlette app, the core FastAPI is built on: the routes need none of FastAPI's
 request models, dependency injection or OpenAPI, and importing FastAPI (with pydantic) cost
 0.14 s of a 1.1 s cold start and 8 MB of bundle (measured with ``-X importtime`` in the
-README bundle, bench/). Unknown paths and wrong methods answer ``{"detail": ...}`` as
-FastAPI and MLflow's server do. The body is read once as bytes and parsed by
-``handler.parsing``, which keeps the warm overhead per request well under a millisecond.
+README bundle, bench/). What FastAPI would generate, ``/openapi.json``, is written at build
+time from the model's signature (``packager/openapi.py``) and served here as a file read on
+first request; ``/docs`` is Swagger UI's page around it, as FastAPI's ``get_swagger_ui_html``.
+Unknown paths and wrong methods answer ``{"detail": ...}`` as FastAPI and MLflow's server do.
+The body is read once as bytes and parsed by ``handler.parsing``, which keeps the warm overhead
+per request well under a millisecond.
 Scoring runs inline on the event loop: a Lambda environment serves one request at a time,
 so a thread hop would only add latency. Nothing happens in startup events (Mangum runs the
 lifespan on every invocation); the model is loaded before :func:`create_app` is called.
@@ -21,12 +24,13 @@ from __future__ import annotations
 import importlib.util
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from . import __version__
@@ -43,13 +47,64 @@ from .params import ParamSchema
 from .parsing import CSV, ParsedRequest, parse_content_type, parse_csv, parse_json
 from .payload import MAX_PAYLOAD_BYTES
 from .schema import InputSchema
-from .serialize import error_json, predictions_json
+from .serialize import error_json, exception_reason, predictions_json
 
 JSON_MEDIA_TYPE = "application/json"
 MODEL_ERROR_MESSAGE = (
     "Encountered an unexpected error while evaluating the model. Verify that the serialized "
     "input Dataframe is compatible with the model for inference."
 )
+
+# Swagger UI for /docs, loaded from a CDN as FastAPI does (fastapi/openapi/docs.py): its
+# bundle is 1.73 MB of JavaScript and 0.19 MB of CSS (0.48 MB gzipped; swagger-ui-dist
+# 5.35.0 from npm), ten times the rest of this runtime, and every page load would cost
+# Lambda invocations to send it. Pinned to one version with Subresource Integrity
+# (https://www.w3.org/TR/SRI/), so a changed file on the CDN is refused by the browser.
+# Version 5 is the first to render OpenAPI 3.1.
+SWAGGER_UI_VERSION = "5.35.0"
+SWAGGER_UI_BASE = f"https://cdn.jsdelivr.net/npm/swagger-ui-dist@{SWAGGER_UI_VERSION}/"
+SWAGGER_UI_ASSETS = {  # file -> its sha384, base64 (openssl dgst -sha384 -binary | base64)
+    "swagger-ui-bundle.js": "gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9",
+    "swagger-ui.css": "WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I",
+}
+# "openapi.json" is relative, so the page finds the document under an API Gateway stage
+# (/Prod/docs -> /Prod/openapi.json) as well as at the root. validatorUrl null: Swagger UI
+# would otherwise send the document's URL to swagger.io's online validator for a badge.
+_DOCS_HTML = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<link rel="stylesheet" href="{base}swagger-ui.css" integrity="sha384-{css}" crossorigin="anonymous">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{base}swagger-ui-bundle.js" integrity="sha384-{js}" crossorigin="anonymous"></script>
+<script>
+window.ui = SwaggerUIBundle({{
+  url: "openapi.json",
+  dom_id: "#swagger-ui",
+  layout: "BaseLayout",
+  deepLinking: true,
+  showExtensions: true,
+  showCommonExtensions: true,
+  validatorUrl: null,
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset]
+}});
+</script>
+</body>
+</html>
+"""
+
+
+def docs_html(title: str = "Model API") -> str:
+    """The ``/docs`` page: Swagger UI rendering the ``openapi.json`` next to it."""
+    return _DOCS_HTML.format(
+        title=title.replace("&", "&amp;").replace("<", "&lt;"),
+        base=SWAGGER_UI_BASE,
+        css=SWAGGER_UI_ASSETS["swagger-ui.css"],
+        js=SWAGGER_UI_ASSETS["swagger-ui-bundle.js"],
+    )
 
 
 @dataclass(frozen=True)
@@ -127,11 +182,14 @@ class Scorer:
                     f"The model needs module {exc.name!r}, which this bundle does not contain; "
                     "see the function's logs.",
                 ) from None
-            except Exception:  # the model's own failure on well-formed input: a client error
+            except Exception as exc:  # the model's own failure on well-formed input: 400
                 model_log.exception(
                     "the model raised while predicting %d rows%s", rows, self._array_note()
                 )
-                raise ScoringError(BAD_REQUEST, MODEL_ERROR_MESSAGE) from None
+                # MLflow's wording, then why: the type and first line of the exception
+                # (docs/protocol.md, "Model errors"); the traceback stays in the log.
+                message = f"{MODEL_ERROR_MESSAGE} {exception_reason(exc)}"
+                raise ScoringError(BAD_REQUEST, message) from None
             return Answer(200, predictions_json(raw), rows)
         except ScoringError as exc:
             return _error(exc, rows)
@@ -176,10 +234,28 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def create_app(
-    predictor: Predictor, config: ModelConfig, *, max_request_bytes: int = MAX_PAYLOAD_BYTES
+    predictor: Predictor,
+    config: ModelConfig,
+    *,
+    max_request_bytes: int = MAX_PAYLOAD_BYTES,
+    openapi_path: Path | None = None,
 ) -> Starlette:
-    """The scoring app: ``/ping``, ``/health``, ``/version`` and ``/invocations``."""
+    """The scoring app: ``/ping``, ``/health``, ``/version``, ``/invocations``, and
+    ``/openapi.json`` + ``/docs`` when ``openapi_path`` (the bundle's openapi.json) is given."""
     scorer = Scorer(predictor, config)
+    document: list[bytes] = []  # read on first request, so init pays nothing
+
+    async def openapi(request: Request) -> Response:
+        if not document:
+            if openapi_path is None or not openapi_path.is_file():
+                raise HTTPException(
+                    404, "This bundle has no openapi.json; rebuild it with `mlflow-lambda package`."
+                )
+            document.append(openapi_path.read_bytes())
+        return Response(content=document[0], media_type=JSON_MEDIA_TYPE)
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(docs_html(f"{config['flavor']} model - Swagger UI"))
 
     async def ping(request: Request) -> Response:
         return Response(content="\n", media_type=JSON_MEDIA_TYPE)
@@ -210,6 +286,8 @@ def create_app(
             Route("/health", ping, methods=["GET"]),
             Route("/version", version, methods=["GET"]),
             Route("/invocations", invocations, methods=["POST"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/docs", docs, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error},
     )
@@ -217,4 +295,11 @@ def create_app(
     return app
 
 
-__all__ = ["MAX_PAYLOAD_BYTES", "Answer", "Scorer", "create_app", "pandas_installed"]
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "Answer",
+    "Scorer",
+    "create_app",
+    "docs_html",
+    "pandas_installed",
+]

@@ -1,4 +1,4 @@
-"""Predictions to the JSON body ``{"predictions": P}``.
+"""Predictions to the JSON body ``{"predictions": P}``; errors to ``{"error_code", "message"}``.
 
 Follows ``_get_jsonable_obj`` and ``NumpyEncoder`` in ``mlflow/utils/proto_json_utils.py``:
 arrays become lists, a DataFrame (and, as in MLflow, a Series) becomes a list of records,
@@ -15,6 +15,7 @@ import base64
 import datetime as dt
 import json
 import math
+import re
 import sys
 from typing import Any
 
@@ -82,3 +83,25 @@ def predictions_json(raw: Any) -> bytes:
 def error_json(error_code: str, message: str) -> bytes:
     """The UTF-8 error body ``{"error_code", "message"}`` (never a stack trace)."""
     return json.dumps({"error_code": error_code, "message": message}).encode("utf-8")
+
+
+# How much of a model's exception message a client gets: enough for scikit-learn's longest
+# one-liners (feature-name mismatches list the columns), short enough to keep a 400 small.
+MAX_REASON_CHARS = 300
+# An absolute POSIX path of two or more parts, or a Windows drive path: where the model or
+# a library lives on the host (/var/task/..., /home/me/.venv/...), which a client has no
+# business seeing. Only its last part is kept.
+_HOST_PATH = re.compile(r"(?:[A-Za-z]:\\|/)(?:[^\s'\"/\\:]+[/\\])+([^\s'\"/\\:]*)")
+
+
+def exception_reason(exc: BaseException, limit: int = MAX_REASON_CHARS) -> str:
+    """``Type: first line of the message``, host paths cut to their last part, capped.
+
+    What a client is told about a model that raised (docs/protocol.md, "Model errors"):
+    never the traceback, which stays in the log.
+    """
+    lines = [line.strip() for line in str(exc).splitlines()]
+    first = next((line for line in lines if line), "")
+    first = _HOST_PATH.sub(lambda m: f".../{m.group(1)}", first)
+    reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return reason if len(reason) <= limit else reason[: limit - 3].rstrip() + "..."

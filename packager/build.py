@@ -1,7 +1,7 @@
 """The package pipeline: model URI -> bundle.zip or image context, manifest, template, events.
 
-    resolve -> inspect -> hygiene -> plan -> install (+ prune, bytecode) -> stage -> verify
-        -> [--trim: trace, trim, verify again] -> assemble (+ size check) -> render -> publish
+    resolve -> inspect -> hygiene -> document (openapi.json) -> plan -> install (+ prune,
+        bytecode) -> stage -> verify -> [--trim: trace, trim, verify again] -> assemble (+ size check) -> render -> publish
 
 ``_build`` reads as those steps; each is a function of the module that owns it, called through
 the small step functions below, which only carry their inputs and outputs.
@@ -32,6 +32,7 @@ from mlflow_lambda.packager.importcheck import ImportCheck, import_check
 from mlflow_lambda.packager.inspection import write_model_config
 from mlflow_lambda.packager.install import cache_root
 from mlflow_lambda.packager.manifest import Manifest
+from mlflow_lambda.packager.openapi import write_openapi
 from mlflow_lambda.packager.outdir import prepare_outdir, publish
 from mlflow_lambda.packager.plan import BundlePlan, plan_bundle
 from mlflow_lambda.packager.resolve import ResolvedModel, resolve_model
@@ -181,6 +182,13 @@ def _resolve(run: _Run) -> tuple[ResolvedModel, ModelConfig]:
         run.opts.model_uri, run.work / "download", tracking_uri=run.opts.tracking_uri
     )
     return resolved, write_model_config(resolved.local_dir, run.app / "model.json")
+
+
+def _document(run: _Run, config: ModelConfig, resolved: ResolvedModel) -> None:
+    """openapi.json beside model.json in the bundle (served as is) and in OUTDIR."""
+    title = resolved.model_name or f"MLflow {config['flavor']} model"
+    version = resolved.version or handler.__version__
+    write_openapi(config, (run.app, run.staged), title=title, version=version)
 
 
 def _plan(run: _Run, config: ModelConfig, *, python: str | None, force_pandas: bool) -> BundlePlan:
@@ -436,6 +444,7 @@ def _build(run: _Run) -> Manifest:
         resolved.local_dir, config, run.app / "model.json", run.work / "model-clean",
         allowed=run.opts.allow_secrets, progress=run.progress,
     )  # fmt: skip
+    _document(run, config, resolved)
     deps = _plan_and_install(run, config)
     _stage(run, config, model_dir, deps)
     deps, check = _verify(run, config, model_dir, deps)

@@ -31,7 +31,13 @@ DIRECT_UPLOAD_LIMIT = 50 * MB
 IMAGE_LIMIT = 10 * 1024 * MB
 
 MODEL, HANDLER = "model", "handler"
-_OWN = {"model": MODEL, "model.json": MODEL, BUNDLE_PACKAGE: HANDLER, "trimmed.json": HANDLER}
+_OWN = {
+    "model": MODEL,
+    "model.json": MODEL,
+    "openapi.json": MODEL,
+    BUNDLE_PACKAGE: HANDLER,
+    "trimmed.json": HANDLER,
+}
 # zip overhead per entry: local file header (30) + central directory header (46) + name twice
 _LOCAL_HEADER, _CENTRAL_HEADER = 30, 46
 

@@ -60,6 +60,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("Ping", "GET", "/ping"),
     ("Health", "GET", "/health"),
     ("Version", "GET", "/version"),
+    ("OpenApi", "GET", "/openapi.json"),
+    ("Docs", "GET", "/docs"),
 )
 
 

@@ -173,7 +173,7 @@ FOREST = [
         "forest",
         _split(IRIS, []),
         JSON,
-        "FIX no stack_trace",
+        "FIX no stack_trace; the message ends with the exception's type and first line",
         BAD,
         BAD,
     ),

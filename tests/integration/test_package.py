@@ -56,7 +56,14 @@ def sha256(path: Path) -> str:
 
 def test_outputs_and_manifest(forest_build: Path, forest: LoggedModel) -> None:
     names = sorted(p.name for p in forest_build.iterdir())
-    assert names == ["bundle.zip", "events", "manifest.json", "model.json", "template.yaml"]
+    assert names == [
+        "bundle.zip",
+        "events",
+        "manifest.json",
+        "model.json",
+        "openapi.json",
+        "template.yaml",
+    ]
     manifest = json.loads((forest_build / "manifest.json").read_text())
     assert manifest["model"]["uri"] == f"models:/MyRandomForest/{forest.version}"
     assert manifest["model"]["registered_model"] == "MyRandomForest"

@@ -180,10 +180,14 @@ def test_fix_no_stack_trace(servers: dict[str, Pair]) -> None:
     case = next(c for c in CASES if c.id == "model-error-no-stack-trace")
     theirs, ours = post(servers["forest"].mlflow, case), post(servers["forest"].ours, case)
     assert "stack_trace" in theirs.json and "Traceback" in theirs.json["stack_trace"]
+    # the last line of MLflow's traceback is the exception: ours says it, without the rest
+    raised = theirs.json["stack_trace"].strip().splitlines()[-1]
+    assert raised.startswith("ValueError: Found array with 0 sample(s)")
     assert ours.json == {
         "error_code": "BAD_REQUEST",
-        "message": theirs.json["message"],  # MLflow's own wording
+        "message": f"{theirs.json['message']} {raised}",  # MLflow's own wording, then why
     }
+    assert "Traceback" not in ours.text
 
 
 @OVERFLOW_IS_THE_POINT

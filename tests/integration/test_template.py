@@ -122,8 +122,10 @@ def test_wildcard_check_catches_a_star() -> None:
 
 def test_default_template_in_full() -> None:
     routes = [
+        ("Docs", "GET", "/docs"),
         ("Health", "GET", "/health"),
         ("Invocations", "POST", "/invocations"),
+        ("OpenApi", "GET", "/openapi.json"),
         ("Ping", "GET", "/ping"),
         ("Version", "GET", "/version"),
     ]
@@ -201,8 +203,10 @@ def test_http_api_routes_after_translation() -> None:
     translated = _translate(render_template(VARIANTS["zip"]))
     paths = translated["Resources"]["ModelHttpApi"]["Properties"]["Body"]["paths"]
     assert {path: sorted(methods) for path, methods in paths.items()} == {
+        "/docs": ["get"],
         "/health": ["get"],
         "/invocations": ["post"],
+        "/openapi.json": ["get"],
         "/ping": ["get"],
         "/version": ["get"],
     }
@@ -216,7 +220,8 @@ def test_iam_auth_signs_every_route() -> None:
     translated = _translate(render_template(VARIANTS["http-iam"]))
     paths = translated["Resources"]["ModelHttpApi"]["Properties"]["Body"]["paths"]
     securities = [op["security"] for methods in paths.values() for op in methods.values()]
-    assert securities == [[{"AWS_IAM": []}]] * 4
+    # /docs too: a browser cannot sign requests, so behind IAM auth it needs a signing proxy
+    assert securities == [[{"AWS_IAM": []}]] * 6
     url = _translate(render_template(VARIANTS["function-url-iam"]))["Resources"]
     assert url["ModelFunctionUrl"]["Properties"]["AuthType"] == "AWS_IAM"
     assert "ModelFunctionUrlPublicPermissions" not in url

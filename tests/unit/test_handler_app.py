@@ -22,7 +22,7 @@ with warnings.catch_warnings():
 from mlflow_lambda import handler
 from mlflow_lambda.handler.app import MODEL_ERROR_MESSAGE, Scorer, create_app, pandas_installed
 from mlflow_lambda.handler.config import ModelConfig
-from mlflow_lambda.handler.serialize import predictions_json
+from mlflow_lambda.handler.serialize import MAX_REASON_CHARS, predictions_json
 
 COLUMNS = [{"type": "double", "name": n, "required": True} for n in ("a", "b")]
 ROW = {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3, 4]]}}
@@ -174,7 +174,12 @@ def test_without_pandas_fitted_names_must_be_the_signature(
         answer = scorer.score(json.dumps(ROW).encode(), None)
     assert (answer.status, json.loads(answer.body)) == (
         400,
-        {"error_code": "BAD_REQUEST", "message": MODEL_ERROR_MESSAGE},
+        {
+            "error_code": "BAD_REQUEST",
+            "message": f"{MODEL_ERROR_MESSAGE} ValueError: the model was fitted on columns "
+            "['b', 'a'] but its signature has ['a', 'b']; MLflow's DataFrame would be refused "
+            "the same way",
+        },
     )
     assert fake.calls == []
     assert "fitted on columns ['b', 'a'] but its signature has ['a', 'b']" in caplog.text
@@ -252,7 +257,10 @@ def test_model_error_is_a_400_without_stack_trace(caplog: pytest.LogCaptureFixtu
         r = client_for(fake).post("/invocations", json=ROW)
     assert (r.status_code, r.json()) == (
         400,
-        {"error_code": "BAD_REQUEST", "message": MODEL_ERROR_MESSAGE},
+        {
+            "error_code": "BAD_REQUEST",
+            "message": f"{MODEL_ERROR_MESSAGE} ValueError: Input X contains NaN",
+        },
     )
     [record] = [rec for rec in caplog.records if rec.name == "mlflow_lambda.model"]
     assert record.exc_info is not None and "Input X contains NaN" in str(record.exc_info[1])
@@ -353,4 +361,63 @@ def test_serialize_follows_mlflow_json_conversions() -> None:
     }
     assert predictions_json({"k": [float("nan"), np.float64("inf")]}) == (
         b'{"predictions": {"k": [null, null]}}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (
+            ValueError(
+                "X has 3 features, but RandomForestClassifier is expecting 4 features as input."
+            ),
+            "ValueError: X has 3 features, but RandomForestClassifier is expecting 4 features "
+            "as input.",
+        ),
+        # host paths cut to their last part
+        (
+            FileNotFoundError(2, "No such file or directory", "/var/task/model/extra.pkl"),
+            "FileNotFoundError: [Errno 2] No such file or directory: '.../extra.pkl'",
+        ),
+        # the first line only: never a traceback
+        (
+            RuntimeError('\nbroken\n  File "/home/me/.venv/lib/x.py", line 3, in f\n'),
+            "RuntimeError: broken",
+        ),
+        (KeyError("petal"), "KeyError: 'petal'"),
+        (ArithmeticError(), "ArithmeticError"),
+    ],
+)
+def test_model_error_says_why(error: Exception, reason: str) -> None:
+    r = client_for(FakePredictor(error=error)).post("/invocations", json=ROW)
+    assert (r.status_code, r.json()) == (
+        400,
+        {"error_code": "BAD_REQUEST", "message": f"{MODEL_ERROR_MESSAGE} {reason}"},
+    )
+
+
+def test_model_error_reason_is_capped() -> None:
+    fake = FakePredictor(error=ValueError("columns: " + ", ".join(map(str, range(500)))))
+    message = client_for(fake).post("/invocations", json=ROW).json()["message"]
+    reason = message.removeprefix(f"{MODEL_ERROR_MESSAGE} ")
+    assert reason.startswith("ValueError: columns: 0, 1, 2") and reason.endswith("...")
+    assert len(reason) == MAX_REASON_CHARS
+
+
+def test_real_estimator_error_says_why() -> None:
+    """The issue's case: 3 columns to a forest fitted on 4 array columns (no signature)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    forest = RandomForestClassifier(n_estimators=2, random_state=0)
+    forest.fit(rng.random((8, 4)), [0, 1] * 4)
+    fake = FakePredictor(answer=forest.predict)
+    r = client_for(fake, make_config(None)).post("/invocations", json={"inputs": [[1, 2, 3]]})
+    assert (r.status_code, r.json()) == (
+        400,
+        {
+            "error_code": "BAD_REQUEST",
+            "message": f"{MODEL_ERROR_MESSAGE} ValueError: X has 3 features, but "
+            "RandomForestClassifier is expecting 4 features as input.",
+        },
     )
