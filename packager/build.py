@@ -1,7 +1,8 @@
 """The package pipeline: model URI -> bundle.zip or image context, manifest, template, events.
 
     resolve -> inspect -> hygiene -> document (openapi.json) -> plan -> install (+ prune,
-        bytecode) -> stage -> verify -> [--trim: trace, trim, verify again] -> assemble (+ size check) -> render -> publish
+        bytecode) -> stage -> verify -> [--trim: trace, trim, verify again]
+        -> assemble (+ size check) -> render -> publish
 
 ``_build`` reads as those steps; each is a function of the module that owns it, called through
 the small step functions below, which only carry their inputs and outputs.
