@@ -5,9 +5,9 @@
 Decodes a ``dataframe_split`` body of 10 000 and of 2 rows (the README forest's 4 columns and
 the large forest's 20), and encodes 10 000 predictions. CPU time (``time.thread_time``), not
 wall time, so that other load on a shared machine moves every library alike. Besides speed,
-what decides is whether a library decodes to exactly ``json.loads``'s objects: orjson turns an
-integer past 64 bits into a float (``123456789012345678901234567890`` -> ``1.2345678901234568e+29``),
-msgspec keeps it exact (``SEMANTICS`` below, printed with the numbers).
+what decides is whether a library decodes to exactly ``json.loads``'s objects: orjson turns
+an integer past 64 bits into a float (``123456789012345678901234567890`` ->
+``1.2345678901234568e+29``), msgspec keeps it exact (``SEMANTICS`` below, printed with the numbers).
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ def measure(runs: int = 30) -> dict[str, dict[str, float]]:
         data = body(rows, columns)
         n = runs * 100 if rows == 2 else runs
         out[f"decode {rows} rows x {columns}"] = {
-            name: _cpu_ms(lambda fn=fn: fn(data), n) for name, fn in decoders().items()
+            name: _cpu_ms(lambda fn=fn, data=data: fn(data), n)
+            for name, fn in decoders().items()
         }
     predictions = np.random.default_rng(0).integers(0, 3, 10_000)
     encoder = msgspec.json.Encoder()

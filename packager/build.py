@@ -27,7 +27,7 @@ from mlflow_lambda.packager import assemble, bytecode, sizes, trim
 from mlflow_lambda.packager.deps import DepsOptions, prepare_dependencies
 from mlflow_lambda.packager.errors import BundleCheckError, RuntimeTooOldError
 from mlflow_lambda.packager.events import write_events
-from mlflow_lambda.packager.importcheck import ImportCheck, import_check
+from mlflow_lambda.packager.importcheck import ImportCheck, import_check, init_warning
 from mlflow_lambda.packager.inspection import write_model_config
 from mlflow_lambda.packager.install import cache_root
 from mlflow_lambda.packager.manifest import Manifest
@@ -368,6 +368,9 @@ def _render(
     memory = max(MIN_MEMORY_MB, suggest_memory_mb(peak_mb, size.unzipped / sizes.MB))
     if peak_mb is not None:
         run.progress(f"peak memory at import + predict: {peak_mb:.0f} MB; MemorySize {memory}")
+    slow_init = init_warning(check.init_s if check is not None else None, memory)
+    if slow_init:
+        run.warn(slow_init)
     write_template(
         run.staged,
         TemplateOptions(

@@ -38,9 +38,13 @@ def _split(data: Any, columns: Any = COLUMNS) -> bytes:
 
 
 def _raw_split(data: str) -> bytes:
-    return b'{"dataframe_split": {"columns": ' + json.dumps(COLUMNS).encode() + b', "data": ' + (
-        data.encode("utf-8", "surrogatepass")
-    ) + b"}}"
+    return (
+        b'{"dataframe_split": {"columns": '
+        + json.dumps(COLUMNS).encode()
+        + b', "data": '
+        + (data.encode("utf-8", "surrogatepass"))
+        + b"}}"
+    )
 
 
 JSON_BODIES: dict[str, bytes] = {
@@ -93,17 +97,22 @@ JSON_BODIES: dict[str, bytes] = {
     "split-wrong-columns": _split([ROW], ["a", "b", "c", "d"]),
     "split-duplicate-columns": _split([ROW], [COLUMNS[0]] * 4),
     "records-dict": json.dumps({"dataframe_records": {"a": 1}}).encode(),
-    "records-mixed": json.dumps({"dataframe_records": [dict(zip(COLUMNS, ROW)), ROW]}).encode(),
+    "records-mixed": json.dumps(
+        {"dataframe_records": [dict(zip(COLUMNS, ROW, strict=True)), ROW]}
+    ).encode(),
     "records-missing-key": json.dumps({"dataframe_records": [{COLUMNS[0]: 1.0}]}).encode(),
     "records-empty": json.dumps({"dataframe_records": []}).encode(),
-    "instances-mixed": json.dumps({"instances": [dict(zip(COLUMNS, ROW)), 5]}).encode(),
+    "instances-mixed": json.dumps(
+        {"instances": [dict(zip(COLUMNS, ROW, strict=True)), 5]}
+    ).encode(),
     "instances-ragged": json.dumps({"instances": [{"a": 1}, {"b": 2}]}).encode(),
     "inputs-string": json.dumps({"inputs": "hello"}).encode(),
     "inputs-null": json.dumps({"inputs": None}).encode(),
     "inputs-scalar": json.dumps({"inputs": 3}).encode(),
     "inputs-3d": json.dumps({"inputs": [[ROW]]}).encode(),
-    "inputs-columns-lengths": json.dumps({"inputs": {c: [1.0] * (i + 1) for i, c in
-                                                     enumerate(COLUMNS)}}).encode(),  # fmt: skip
+    "inputs-columns-lengths": json.dumps(
+        {"inputs": {c: [1.0] * (i + 1) for i, c in enumerate(COLUMNS)}}
+    ).encode(),
     "params-list": json.dumps({**VALID, "params": [1, 2]}).encode(),
     "params-string": json.dumps({**VALID, "params": "x"}).encode(),
     "params-dict": json.dumps({**VALID, "params": {"a": {"b": [1]}}}).encode(),
@@ -136,7 +145,7 @@ JSON_BODIES: dict[str, bytes] = {
     "duplicate-format-key": b'{"dataframe_split": {"data": 1}, "dataframe_split": '
     + json.dumps(VALID["dataframe_split"]).encode()
     + b"}",
-    "duplicate-data-key": _raw_split("[[1, 2, 3, 4]], \"data\": \"x\""),
+    "duplicate-data-key": _raw_split('[[1, 2, 3, 4]], "data": "x"'),
     "duplicate-columns-key": b'{"dataframe_split": {"columns": 1, "columns": '
     + json.dumps(COLUMNS).encode()
     + b', "data": [[1, 2, 3, 4]]}}',

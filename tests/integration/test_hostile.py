@@ -30,7 +30,7 @@ from mlflow_lambda.infra.invoke import open_bundle
 from mlflow_lambda.packager.events import SHAPES, make_event
 from mlflow_lambda.packager.inspection import inspect_model
 from tests import mlflow_models as mm
-from tests.hostile_corpus import CONTENT_TYPES, HEADER, VALID, Hostile, corpus
+from tests.hostile_corpus import CONTENT_TYPES, HEADER, VALID, corpus
 
 pytestmark = pytest.mark.integration
 CASES = corpus()
@@ -110,7 +110,8 @@ def test_the_corpus_through_the_real_runtime(warm_lambda: Any) -> None:
 
 
 _headers = st.dictionaries(
-    st.text(min_size=1, max_size=20), st.one_of(st.text(max_size=40), st.none(), st.integers()),
+    st.text(min_size=1, max_size=20),
+    st.one_of(st.text(max_size=40), st.none(), st.integers()),
     max_size=3,
 )
 
@@ -122,10 +123,16 @@ _headers = st.dictionaries(
         st.text(max_size=500).map(str.encode),
         st.recursive(
             st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=10),
-            lambda inner: st.lists(inner, max_size=5)
-            | st.dictionaries(st.sampled_from(["dataframe_split", "data", "columns",
-                                               "inputs", "instances", "params", "x"]),
-                              inner, max_size=4),  # fmt: skip
+            lambda inner: (
+                st.lists(inner, max_size=5)
+                | st.dictionaries(
+                    st.sampled_from(
+                        ["dataframe_split", "data", "columns", "inputs", "instances", "params", "x"]
+                    ),
+                    inner,
+                    max_size=4,
+                )
+            ),
             max_leaves=30,
         ).map(lambda v: json.dumps(v).encode()),
         st.binary(max_size=200).map(lambda b: HEADER + b"\n" + b),
@@ -154,12 +161,32 @@ def test_any_bytes_any_content_type_any_shape(
 @given(
     event=st.recursive(
         st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=10),
-        lambda inner: st.lists(inner, max_size=4)
-        | st.dictionaries(st.sampled_from(["dataframe_split", "dataframe_records", "inputs",
-                                           "instances", "params", "data", "columns",
-                                           "requestContext", "httpMethod", "path", "headers",
-                                           "version", "body", "http", "elb"]),
-                          inner, max_size=5),  # fmt: skip
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "dataframe_split",
+                        "dataframe_records",
+                        "inputs",
+                        "instances",
+                        "params",
+                        "data",
+                        "columns",
+                        "requestContext",
+                        "httpMethod",
+                        "path",
+                        "headers",
+                        "version",
+                        "body",
+                        "http",
+                        "elb",
+                    ]
+                ),
+                inner,
+                max_size=5,
+            )
+        ),
         max_leaves=25,
     )
 )
