@@ -66,8 +66,7 @@ def measure(runs: int = 30) -> dict[str, dict[str, float]]:
         data = body(rows, columns)
         n = runs * 100 if rows == 2 else runs
         out[f"decode {rows} rows x {columns}"] = {
-            name: _cpu_ms(lambda fn=fn, data=data: fn(data), n)
-            for name, fn in decoders().items()
+            name: _cpu_ms(lambda fn=fn, data=data: fn(data), n) for name, fn in decoders().items()
         }
     predictions = np.random.default_rng(0).integers(0, 3, 10_000)
     encoder = msgspec.json.Encoder()
