@@ -26,11 +26,14 @@ HEADER = ",".join(COLUMNS).encode()
 
 @dataclass(frozen=True)
 class Hostile:
-    """One hostile event; ``oversized``: bigger than Lambda's 6 MB invocation payload."""
+    """One hostile event; ``oversized``: bigger than Lambda's 6 MB invocation payload;
+    ``not_json``: holds NaN or Infinity, which Lambda's runtime refuses to unmarshal
+    (``Runtime.UnmarshalError``) before any handler runs."""
 
     id: str
     event: Any
     oversized: bool = False
+    not_json: bool = False
 
 
 def _split(data: Any, columns: Any = COLUMNS) -> bytes:
@@ -211,6 +214,9 @@ DIRECT_EVENTS: dict[str, Any] = {
 }
 
 
+NOT_JSON = frozenset({"direct-nan-cell", "direct-inf-cell"})
+
+
 def _broken_events() -> dict[str, Any]:
     """Every HTTP shape with each top-level field removed or of the wrong type."""
     out: dict[str, Any] = {}
@@ -263,6 +269,8 @@ def corpus() -> list[Hostile]:
                              oversized=True))  # fmt: skip
     over_direct = {"inputs": [1.0] * (MAX_PAYLOAD_BYTES // 4)}
     cases.append(Hostile("over-6mb@direct", over_direct, oversized=True))
-    cases += [Hostile(name, event) for name, event in DIRECT_EVENTS.items()]
+    cases += [
+        Hostile(name, event, not_json=name in NOT_JSON) for name, event in DIRECT_EVENTS.items()
+    ]
     cases += [Hostile(name, event) for name, event in _broken_events().items()]
     return cases

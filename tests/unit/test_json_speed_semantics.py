@@ -121,9 +121,9 @@ def test_init_warning_scales_by_the_cpu_share() -> None:
     assert lambda_init_estimate_s(1.0, 3538) == 1.0  # more than one vCPU: no faster
     assert lambda_init_estimate_s(1.0, 1024) == pytest.approx(1769 / 1024)
     assert init_warning(None, 1024) is None
-    assert init_warning(2.0, 1024) is None  # ~3.5 s: well under 10 s
-    slow = init_warning(3.5, 1024)
+    assert init_warning(4.0, 1024) is None  # ~6.9 s: under 80% of the 10 s limit
+    slow = init_warning(5.0, 1024)
     assert slow is not None
-    assert "expect ~6.0 s" in slow and "MemorySize=1280" in slow and "one Lambda vCPU" in slow
-    hopeless = init_warning(6.0, 1024)
+    assert "expect ~8.6 s" in slow and "MemorySize=1152" in slow and "one Lambda vCPU" in slow
+    hopeless = init_warning(9.0, 1024)
     assert hopeless is not None and "no MemorySize brings it under" in hopeless
