@@ -16,6 +16,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from .csvtable import csv_error, read_csv_columns
 from .errors import BAD_REQUEST, INVALID_PARAMETER_VALUE, ScoringError
 from .payload import (
@@ -89,7 +91,7 @@ def parse_content_type(header: str | None) -> str:
 def parse_json(body: bytes) -> ParsedRequest:
     """Parse a JSON scoring body into a :class:`ParsedRequest`."""
     try:
-        obj = json.loads(_text(body))
+        obj = load_json(body)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise ScoringError.bad_request(
             f"Invalid input. Ensure that input is a valid JSON formatted string. Error: {exc}"
@@ -116,6 +118,28 @@ def parse_json(body: bytes) -> ParsedRequest:
     else:
         payload = _parse_inputs(value)
     return ParsedRequest(fmt, payload, obj.get(PARAMS_KEY))
+
+
+# msgspec's C decoder reads a 10 000-row body 4-5x faster than ``json.loads`` (bench/jsonlibs.py;
+# orjson is as fast but silently turns integers past 64 bits into floats). Built once: a
+# Decoder reuses its string cache across calls.
+_DECODER = msgspec.json.Decoder()
+
+
+def load_json(body: bytes) -> Any:
+    """``json.loads`` of ``body``, as fast as msgspec can make it, with exactly its answers.
+
+    msgspec accepts a subset of what ``json.loads`` accepts and decodes it to the same
+    objects (integers of any size stay exact, duplicate keys keep the last value). What it
+    refuses goes to ``json.loads``, which MLflow uses: ``NaN``/``Infinity`` literals, numbers
+    past the float range (``1e400`` is inf), a BOM or UTF-16/32, lone surrogate escapes, nesting
+    deeper than msgspec's limit; or raises the same error as before.
+    """
+    try:
+        return _DECODER.decode(body)
+    except (msgspec.MsgspecError, RecursionError):
+        pass
+    return json.loads(_text(body))
 
 
 def _text(body: bytes) -> str | bytes:

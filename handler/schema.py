@@ -198,7 +198,7 @@ def _try_matrix(data: list[Any], dtype: np.dtype[Any], width: int) -> np.ndarray
     """The fast path: rows straight to a 2-D array; None means "take the careful path"."""
     try:
         matrix = np.asarray(data, dtype=dtype)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # OverflowError: an int past the float range
         return None
     if matrix.ndim == 2 and matrix.shape[1] == width:
         return matrix

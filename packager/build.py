@@ -29,7 +29,7 @@ from mlflow_lambda.packager.deps import DepsOptions, prepare_dependencies
 from mlflow_lambda.packager.endpoint import describe as describe_endpoint
 from mlflow_lambda.packager.errors import BundleCheckError, RuntimeTooOldError
 from mlflow_lambda.packager.events import write_events
-from mlflow_lambda.packager.importcheck import ImportCheck, import_check
+from mlflow_lambda.packager.importcheck import ImportCheck, import_check, init_warning
 from mlflow_lambda.packager.inspection import write_model_config
 from mlflow_lambda.packager.install import cache_root
 from mlflow_lambda.packager.manifest import Manifest
@@ -385,6 +385,9 @@ def _render(
         run.progress(f"peak memory at import + predict: {peak_mb:.0f} MB; MemorySize {memory}")
     template = _template_options(opts, deps, memory)
     write_template(run.staged, template)
+    slow_init = init_warning(check.init_s if check is not None else None, template.memory_mb)
+    if slow_init:
+        run.warn(slow_init)
     for line in describe_endpoint(template):  # public or not, throttled or not: said aloud
         run.progress(line)
     write_events(run.staged, config)

@@ -6,11 +6,17 @@ input example.
 This catches what pruning or a missing wheel broke before anything is uploaded. It runs
 only when this host can execute the target (same architecture, a Python of the target
 version found); otherwise it says why it was skipped.
+
+It also times the init (the CPU time of importing the entry module, which loads the model),
+so that the
+build can warn when Lambda's 10 s init limit is near at the template's ``MemorySize``
+(:func:`init_warning`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,19 +25,31 @@ from typing import Any
 from mlflow_lambda.packager.errors import BundleCheckError
 from mlflow_lambda.packager.platforms import host_arch
 
-# uname -m for each Lambda architecture
+# Lambda's init phase (imports and model load) may take at most 10 s; past it Lambda retries
+# the init during the first invocation, under the function timeout
+# (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).
+INIT_LIMIT_S = 10.0
+# warn at 80% of the limit: a busy build host inflates even CPU time (the README forest took
+# 3.6 s of CPU on a 2-core host at load 20, about 1 s when quiet), so a lower line cries wolf
+INIT_WARN_FRACTION = 0.8
+# Lambda gives CPU in proportion to memory: one full vCPU at 1,769 MB
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
+FULL_VCPU_MB = 1769
+MAX_MEMORY_MB = 10240
 
 _PROBE = """
-import json, os, sys
+import json, os, sys, time
 sys.path[:0] = json.loads(os.environ["MLFLOW_LAMBDA_PATHS"])
+started = time.process_time()
 import mlflow_lambda.handler.lambda_function as lf
+init_s = time.process_time() - started
 example = json.loads(os.environ["MLFLOW_LAMBDA_EXAMPLE"])
 answer = lf.handler(example, None) if example else None
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec from the forked parent,
 # so it would report the building process's size whenever that is larger.
 with open("/proc/self/status") as f:
     peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-print(json.dumps({"answer": answer, "peak_kb": peak_kb}))
+print(json.dumps({"answer": answer, "peak_kb": peak_kb, "init_s": init_s}))
 """
 
 
@@ -40,6 +58,9 @@ class ImportCheck:
     skipped: str | None  # why the check did not run, or None
     answer: Any = None  # the handler's answer to the input example
     peak_rss_mb: float | None = None
+    # CPU time to import the entry module (which loads the model): the part of the init that
+    # Lambda's CPU share slows down, and steadier than wall time on a busy build host
+    init_s: float | None = None
 
 
 def import_check(
@@ -83,7 +104,44 @@ def import_check(
             f"the bundle imports but fails on the model's input example: "
             f"{answer['error_code']}: {answer.get('message')}"
         )
-    return ImportCheck(None, answer, round(result["peak_kb"] / 1024, 1))
+    return ImportCheck(None, answer, round(result["peak_kb"] / 1024, 1), result["init_s"])
+
+
+def lambda_init_estimate_s(init_s: float, memory_mb: int) -> float:
+    """``init_s`` measured here, scaled to the CPU share Lambda gives ``memory_mb``.
+
+    Assumption: one core of this host is about one Lambda vCPU, and the init is CPU-bound
+    and single-threaded (imports, unpickling), so below 1,769 MB it takes
+    ``1769 / memory_mb`` times as long, and more memory than that does not speed it up.
+    """
+    return init_s * max(1.0, FULL_VCPU_MB / memory_mb)
+
+
+def init_warning(init_s: float | None, memory_mb: int) -> str | None:
+    """A warning when the init would near Lambda's 10 s limit at ``memory_mb``, or None."""
+    if init_s is None:
+        return None
+    estimate = lambda_init_estimate_s(init_s, memory_mb)
+    if estimate < INIT_LIMIT_S * INIT_WARN_FRACTION:
+        return None
+    # the memory that brings the estimate under the warning line, if any does
+    target = INIT_LIMIT_S * INIT_WARN_FRACTION
+    needed = math.ceil(FULL_VCPU_MB * init_s / target / 64) * 64 if init_s < target else None
+    advice = (
+        f"raise MemorySize to at least {needed} MB (sam deploy --parameter-overrides "
+        f"MemorySize={needed})"
+        if needed is not None and needed <= MAX_MEMORY_MB
+        else "no MemorySize brings it under that (more than 1,769 MB adds no speed to a "
+        "single-threaded init); make the model smaller or faster to load"
+    )
+    return (
+        f"init (imports + model load) took {init_s:.1f} s of CPU here; at MemorySize "
+        f"{memory_mb} MB Lambda gives about {min(1.0, memory_mb / FULL_VCPU_MB):.2f} of a vCPU, "
+        "so expect "
+        f"~{estimate:.1f} s, near Lambda's {INIT_LIMIT_S:.0f} s init limit (past it the init "
+        f"is retried inside the first request's timeout); {advice}. Assumes one core here "
+        "is about one Lambda vCPU."
+    )
 
 
 def run_in_bundle(

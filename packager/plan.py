@@ -35,7 +35,14 @@ from mlflow_lambda.packager.platforms import (
 DEFAULT_PYTHON = "3.12"
 
 # What the handler imports, with the same floors as pyproject.toml's run-time dependencies.
-RUNTIME_REQUIREMENTS: tuple[str, ...] = ("starlette>=0.37", "mangum>=0.17", "numpy>=1.24")
+# msgspec: the handler's JSON decoder and encoder (handler.parsing.load_json), chosen by
+# measurement (bench/jsonlibs.py); a 230 KB wheel for x86_64 and arm64.
+RUNTIME_REQUIREMENTS: tuple[str, ...] = (
+    "starlette>=0.37",
+    "mangum>=0.17",
+    "numpy>=1.24",
+    "msgspec>=0.18",
+)
 PANDAS_REQUIREMENT = "pandas>=2.0"
 # MLflow column types the handler turns into one 2-D numpy array without pandas
 # (handler.schema.NUMERIC_DTYPES); string, binary, datetime, array, object, map need pandas.

@@ -73,6 +73,7 @@ def test_forest_plan() -> None:
         arch="x86_64",
         requirements=[
             "mangum>=0.17",
+            "msgspec>=0.18",
             "numpy==2.4.6",
             "scikit-learn==1.9.1",
             "scipy==1.17.1",
@@ -124,6 +125,7 @@ def test_tensor_signature_drops_pandas_and_pickle_needs_no_loader() -> None:
     assert (result.arch, result.needs_pandas, result.runtime) == ("arm64", False, "python3.11")
     assert result.requirements == [
         "mangum>=0.17",
+        "msgspec>=0.18",
         "numpy==2.4.6",
         "scikit-learn==1.9.1",
         "scipy==1.17.1",
@@ -214,6 +216,7 @@ def test_cloudpickle_loader_added_unpinned_when_the_model_does_not_pin_it() -> N
     assert result.requirements == [
         "cloudpickle",
         "mangum>=0.17",
+        "msgspec>=0.18",
         "numpy==2.4.6",
         "pandas>=2.0",
         "scikit-learn==1.9.1",
@@ -225,6 +228,7 @@ def test_flavor_version_pins_scikit_learn_when_requirements_omit_it() -> None:
     result = plan(config(requirements=[], flavor_library_version="1.8.0"))
     assert result.requirements == [
         "mangum>=0.17",
+        "msgspec>=0.18",
         "numpy>=1.24",
         "pandas>=2.0",
         "scikit-learn==1.8.0",
@@ -282,10 +286,11 @@ def test_markers_are_evaluated_for_the_target_not_the_host() -> None:
         "numpy==2.4.6",
     ]
     py310 = plan(config(requirements=reqs, python_version="3.10.14"), arch="arm64")
-    assert py310.requirements[:4] == [
+    assert py310.requirements[:5] == [
         "arm-only==1.0",
         "exceptiongroup==1.3.0",
         "mangum>=0.17",
+        "msgspec>=0.18",
         "numpy==2.4.6",
     ]
     assert "tomli==2.2.1" in py310.requirements
