@@ -150,3 +150,27 @@ def test_two_cache_dirs_give_the_same_bundle_and_the_manifest_lists_what_it_hold
         assert not {"prettytable", "wcwidth", "pandas"} & set(result.manifest["distributions"])
     assert shas[0] == shas[1]
     assert manifests[0]["distributions"] == manifests[1]["distributions"]
+
+
+def test_an_unsigned_model_fitted_on_a_dataframe_gets_pandas_back_and_says_why(
+    mlflow_store: str, cache_dir: Path, tmp_path: Path
+) -> None:
+    """No signature, no example, but fitted on named columns: MLflow checks each request's
+    column names against them, which takes a DataFrame, so the build adds pandas."""
+    import mlflow
+    from sklearn.ensemble import RandomForestClassifier
+
+    from tests.mlflow_models import TREE_TRUSTED, iris_frame
+
+    X, y = iris_frame()
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(model, name="framed", skops_trusted_types=TREE_TRUSTED)
+    result, log = _build(info.model_uri, tmp_path / "out", cache_dir)
+    assert "the model has no signature and was fitted on a DataFrame (columns" in log
+    assert re.search(r"s\] bundling pandas \(28 MB and ~0\.15 s of cold start\): the model has "
+                     r"no signature and was fitted on a DataFrame .*to be served without it$", log,
+                     re.MULTILINE), log  # fmt: skip
+    assert result.manifest["distributions"]["pandas"] == "3.1.1"
+    body = json.loads(json.loads((result.outdir / "events/invocations.json").read_text())["body"])
+    assert body == {"dataframe_split": {"columns": list(X.columns), "data": [[0.0] * 4]}}
