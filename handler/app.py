@@ -14,9 +14,10 @@ so a thread hop would only add latency. Nothing happens in startup events (Mangu
 lifespan on every invocation); the model is loaded before :func:`create_app` is called.
 
 Without pandas installed (a bundle planned without it), a model whose signature columns are
-all numeric is scored from a 2-D array in signature order, every input format included (CSV
-through :mod:`handler.csvtable`): scikit-learn turns the DataFrame MLflow would pass into
-the same array (``check_array``), so the predictions are the same.
+all numeric is scored from a 2-D array in signature order, and a model without a signature
+that was fitted on arrays from a 2-D array in request order, every input format included
+(CSV through :mod:`handler.csvtable`): scikit-learn turns the DataFrame MLflow would pass
+into the same array (``check_array``), so the predictions are the same.
 """
 
 from __future__ import annotations
@@ -134,7 +135,10 @@ class Scorer:
         self.params = ParamSchema(signature["params"])
         self.pandas = pandas_installed() if pandas is None else pandas
         self.array_error: str | None = None  # why the array path cannot score this model
-        if self.pandas or self.inputs.array_dtype is None:
+        if not self.pandas and self.inputs.kind == "none":
+            self.want_frame = False
+            self.array_error = _unsigned_array_error(predictor)
+        elif self.pandas or self.inputs.array_dtype is None:
             # pandas there (or needed): a DataFrame unless the model was fitted on arrays
             accepts = getattr(predictor, "accepts_ndarray", False)
             self.want_frame = not (accepts and self.inputs.matrix_dtype is not None)
@@ -155,8 +159,8 @@ class Scorer:
         """Parse ``body`` as ``content_type`` says (415 / 400 as :class:`ScoringError`)."""
         if parse_content_type(content_type) == CSV:
             kind = self.inputs.kind
-            tensor = kind == "tensor" or (kind == "none" and not self.pandas)
-            typed = kind == "columns" and not self.pandas
+            tensor = kind == "tensor"
+            typed = kind in ("columns", "none") and not self.pandas
             return parse_csv(
                 body, tensor=tensor, typed=typed, string_columns=self.inputs.string_columns
             )
@@ -167,7 +171,9 @@ class Scorer:
         rows: int | None = None
         try:
             request = self.parse(body, content_type)
-            data, rows = self.inputs.enforce(request.payload, want_frame=self.want_frame)
+            data, rows = self.inputs.enforce(
+                request.payload, want_frame=self.want_frame, table=request.fmt == CSV
+            )
             params = self.params.enforce(request.params)
             if params is None and request.params is not None:
                 model_log.info("the model has no params schema; ignoring params %r", request.params)
@@ -198,13 +204,38 @@ class Scorer:
             return _error(ScoringError(INTERNAL_ERROR, "Internal error while scoring; see logs."))
 
     def _array_note(self) -> str:
-        if self.want_frame or self.pandas or self.inputs.kind != "columns":
+        if self.want_frame or self.pandas or self.inputs.kind == "tensor":
             return ""
+        if self.inputs.kind == "none":
+            return (
+                " (pandas is not installed, so the model got a 2-D numpy array in request "
+                "column order instead of a DataFrame)"
+            )
         return (
             " (pandas is not installed, so the model got a 2-D numpy array in signature "
             "order instead of a DataFrame; if it selects columns by name, package it with "
             "pandas)"
         )
+
+
+def _unsigned_array_error(predictor: Predictor) -> str | None:
+    """Why a model without a signature cannot be scored from a bare array, or None.
+
+    A model fitted on a DataFrame checks the request's column names against its own
+    (scikit-learn refuses other names); a bare array would be scored positionally whatever
+    the client named its columns. The build bundles pandas for such a model, so this only
+    guards a hand-made bundle.
+    """
+    fitted = getattr(predictor, "feature_names", None)
+    if fitted is None:
+        return None
+    message = (
+        f"the model was fitted on named columns {list(fitted)!r} and has no signature, and "
+        "this bundle has no pandas to check request columns against them; package it with "
+        "--with-pandas"
+    )
+    model_log.warning("every request will fail: %s", message)
+    return message
 
 
 def pandas_installed() -> bool:

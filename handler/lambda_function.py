@@ -48,7 +48,8 @@ if _s3_uri:
 else:
     model_dir = Path(os.environ.get("MODEL_DIR", _BUNDLE / "model"))
 verify_model_files(model_dir, config["files"])
-app = create_app(load_model(config, model_dir), config, openapi_path=_BUNDLE / "openapi.json")
+predictor = load_model(config, model_dir)  # also read by the build's import check
+app = create_app(predictor, config, openapi_path=_BUNDLE / "openapi.json")
 asgi = Mangum(app, lifespan="off")
 
 

@@ -8,7 +8,8 @@ every path (MLflow truncates 1.7 to 1 on its JSON path).
 
 pandas is imported only when a DataFrame must be built, so a model with a tensor signature,
 one that accepts a plain array, or (in a bundle without pandas) one whose signature columns
-are all numeric is served without pandas installed.
+are all numeric, or one without a signature that was fitted on arrays, is served without
+pandas installed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from .errors import ScoringError
 from .parsing import Table, table_of
-from .payload import Columns, Payload, Rows, Tensor
+from .payload import DF_SPLIT, Columns, Payload, Rows, Tensor
 
 
 @dataclass(frozen=True)
@@ -101,20 +102,23 @@ class InputSchema:
         # every column numeric: the enforced columns can become one 2-D array
         self.array_dtype = _array_dtype(self.columns) if self.named else None
 
-    def enforce(self, payload: Payload, *, want_frame: bool = True) -> tuple[Any, int]:
+    def enforce(
+        self, payload: Payload, *, want_frame: bool = True, table: bool = False
+    ) -> tuple[Any, int]:
         """Return ``(model_input, rows)`` for ``payload``, or raise :class:`ScoringError`.
 
         ``want_frame=False`` lets a signature of named numeric columns (``array_dtype`` not
         None) produce a 2-D numpy array of ``array_dtype``, columns in signature order,
         instead of a DataFrame (for models fitted without feature names, or any such model
-        when pandas is not installed).
+        when pandas is not installed). ``table``: the payload is a table even when it is
+        :class:`Columns` (CSV read without pandas), not a dict of tensors.
         """
         if self.kind == "tensor":
             if len(self.tensors) == 1 and self.tensors[0].name is None:
                 return _enforce_tensor(payload, self.tensors[0])
             return _enforce_named_tensors(payload, self.tensors)
         if self.kind == "none":
-            return _no_schema(payload)
+            return _no_schema(payload, table, want_frame)
         if self.named:
             return self._enforce_named(payload, want_frame)
         return self._enforce_positional(payload)
@@ -294,30 +298,80 @@ def _enforce_named_tensors(payload: Payload, specs: tuple[TensorSpec, ...]) -> t
     return out, rows
 
 
-def _no_schema(payload: Payload) -> tuple[Any, int]:
-    """No signature: hand over what MLflow would (DataFrame, array or dict of arrays)."""
+def _no_schema(payload: Payload, table: bool, want_frame: bool) -> tuple[Any, int]:
+    """No signature: hand over what MLflow would (DataFrame, array or dict of arrays).
+
+    A table becomes a DataFrame, or with ``want_frame=False`` (or pandas missing) the 2-D
+    array scikit-learn would make of it (:func:`unsigned_matrix`).
+    """
     try:
         if isinstance(payload, Tensor):
             arr = np.asarray(payload.data)
             return arr, len(arr) if arr.ndim else 1
-        if isinstance(payload, Columns):
+        if isinstance(payload, Columns) and not table:
             out = {name: np.asarray(value) for name, value in payload.data.items()}
             return out, next((len(a) for a in out.values() if a.ndim), 1)
     except (ValueError, TypeError) as exc:
         raise ScoringError.bad_request(f"Invalid input. {exc}") from None
-    table = table_of(payload)
-    columns = [table.column(label) for label in table.labels]
+    found = table_of(payload)
+    if not want_frame:
+        return unsigned_matrix(found), found.n_rows
     try:
         importlib.import_module("pandas")
-    except ImportError:  # a bundle without pandas (plain-array model): a 2-D array instead
-        matrix = np.column_stack(columns) if columns else np.empty((table.n_rows, 0))
-        if matrix.dtype.kind == "U":  # CSV text read without pandas: numbers if they all are
-            try:
-                matrix = matrix.astype(np.float64)
-            except ValueError:
-                pass
-        return matrix, table.n_rows
-    return _frame(table.labels, columns, None), table.n_rows
+    except ImportError:  # a bundle without pandas (a model fitted on arrays): a 2-D array
+        return unsigned_matrix(found), found.n_rows
+    return _frame(found.labels, [found.column(label) for label in found.labels], None), (
+        found.n_rows
+    )
+
+
+def unsigned_matrix(table: Table) -> np.ndarray[Any, Any]:
+    """The 2-D array a model without a signature gets from ``table`` when pandas is missing.
+
+    MLflow hands such a model the DataFrame pandas builds from the request, and the
+    estimator's ``check_array`` turns that into a float array: numbers, booleans (1.0, 0.0),
+    numeric text (``"3.0"``) and null (NaN, as pandas makes it in a numeric column) all
+    become floats. So every column that converts to float64 is float64 here; any other
+    column (``"abc"``, a nested list) stays an object column, and the model's own
+    conversion refuses it exactly as it refuses MLflow's frame (a ``ValueError``, 400).
+    Column-major like ``DataFrame.to_numpy()`` (see :func:`_stack`); columns in request
+    order, as MLflow does not reorder without a signature.
+    """
+    width = len(table.labels)
+    if isinstance(table.source, Rows) and table.rows_are_lists:
+        matrix = _try_matrix(table.source.data, np.dtype("float64"), width)
+        if matrix is not None:
+            return np.asfortranarray(matrix)
+    columns: list[np.ndarray[Any, Any]] = []
+    for label in table.labels:
+        values = table.column(label)
+        try:
+            column = np.asarray(values, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            column = np.empty(table.n_rows, dtype=object)
+            for row, value in enumerate(values):
+                column[row] = value  # cell by cell: a nested list stays one cell
+        if column.ndim != 1:  # nested lists of one length: keep them as cells too
+            column = np.empty(table.n_rows, dtype=object)
+            for row, value in enumerate(values):
+                column[row] = value
+        columns.append(column)
+    if not columns:
+        return np.empty((table.n_rows, 0))
+    dtype = np.result_type(*(c.dtype for c in columns))
+    return _stack(columns, table.n_rows, dtype)
+
+
+def probe_body(n_features: int, feature_names: list[str] | None = None) -> dict[str, Any]:
+    """One row of zeros for a model known only by its fitted width (``n_features_in_``).
+
+    What the build's import check scores, ``--trim`` traces and the sample events send for a
+    model with neither an input example nor a signature. Columns are the fitted names, else
+    integers, as in the user story's request (``"columns": [0, 1, 2, 3]``). Defined here,
+    beside the code that scores it, because the check runs inside the bundle.
+    """
+    columns: list[Any] = list(feature_names) if feature_names else list(range(n_features))
+    return {DF_SPLIT: {"columns": columns, "data": [[0.0] * n_features]}}
 
 
 # --- values --------------------------------------------------------------------------------

@@ -35,7 +35,13 @@ from mlflow_lambda.packager.install import cache_root
 from mlflow_lambda.packager.manifest import Manifest
 from mlflow_lambda.packager.openapi import write_openapi
 from mlflow_lambda.packager.outdir import prepare_outdir, publish
-from mlflow_lambda.packager.plan import BundlePlan, plan_bundle
+from mlflow_lambda.packager.plan import (
+    WITH_PANDAS_REASON,
+    BundlePlan,
+    fitted_on_frame_reason,
+    pandas_note,
+    plan_bundle,
+)
 from mlflow_lambda.packager.resolve import ResolvedModel, resolve_model
 from mlflow_lambda.packager.surface import Surface
 from mlflow_lambda.packager.template import (
@@ -192,7 +198,9 @@ def _document(run: _Run, config: ModelConfig, resolved: ResolvedModel) -> None:
     write_openapi(config, (run.app, run.staged), title=title, version=version)
 
 
-def _plan(run: _Run, config: ModelConfig, *, python: str | None, force_pandas: bool) -> BundlePlan:
+def _plan(
+    run: _Run, config: ModelConfig, *, python: str | None, force_pandas: bool | str
+) -> BundlePlan:
     return plan_bundle(
         config, python=python, arch=run.opts.arch, warn=run.warn, force_pandas=force_pandas
     )
@@ -210,7 +218,7 @@ def _install(run: _Run, config: ModelConfig, plan: BundlePlan) -> _Deps:
     return _Deps(plan, installed, interpreter)
 
 
-def _replan(run: _Run, config: ModelConfig, *, python: str, force_pandas: bool) -> _Deps:
+def _replan(run: _Run, config: ModelConfig, *, python: str, force_pandas: bool | str) -> _Deps:
     """Plan again with another Python or with pandas, and install that plan instead."""
     return _install(run, config, _plan(run, config, python=python, force_pandas=force_pandas))
 
@@ -224,7 +232,8 @@ def _plan_and_install(run: _Run, config: ModelConfig) -> _Deps:
     the user chose ``--python``.
     """
     opts = run.opts
-    plan = _plan(run, config, python=opts.python, force_pandas=opts.with_pandas)
+    with_pandas = WITH_PANDAS_REASON if opts.with_pandas else False
+    plan = _plan(run, config, python=opts.python, force_pandas=with_pandas)
     run.progress(
         f"{config['flavor']} model ({config['serialization_format']}) -> "
         f"{plan.runtime} {plan.arch}, {len(plan.requirements)} requirements"
@@ -237,7 +246,7 @@ def _plan_and_install(run: _Run, config: ModelConfig) -> _Deps:
         if opts.python is not None:
             raise
         run.warn(f"{exc}; using python{exc.suggested_python} instead (--python to choose)")
-        deps = _replan(run, config, python=exc.suggested_python, force_pandas=opts.with_pandas)
+        deps = _replan(run, config, python=exc.suggested_python, force_pandas=with_pandas)
     if deps.interpreter is None:
         run.warn(bytecode.missing_interpreter_message(deps.plan.python_version))
     return deps
@@ -275,26 +284,43 @@ def _verify(
 
     A model whose signature is all numeric is planned without pandas; if it still wants a
     DataFrame (a ColumnTransformer selecting columns by name), it is planned again with it.
+    So is a model without a signature or example whose estimator turns out to have been
+    fitted on named columns (``feature_names_in_``, read by the check). Without an input
+    example the check scores a row of zeros of the fitted width; its failure is a warning.
     """
     if not run.opts.check_import:
         return deps, None
     run.progress("checking that the bundle imports and predicts on its own")
     try:
-        result = _check(run, config, model_dir, deps)
+        result: ImportCheck | None = _check(run, config, model_dir, deps)
+        failure = result.probe_error if result is not None else None
     except BundleCheckError as exc:
         if deps.plan.needs_pandas:
             raise
-        first = str(exc).splitlines()[0]
-        run.warn(f"without pandas the model failed its check ({first}); adding pandas")
-        deps = _replan(run, config, python=deps.plan.python_version, force_pandas=True)
+        result, failure = None, str(exc).splitlines()[0]
+    names = result.facts.feature_names if result is not None else None
+    unsigned = not (config.get("signature") or {}).get("inputs")
+    if not deps.plan.needs_pandas and unsigned and names is not None:
+        reason: bool | str = fitted_on_frame_reason(names)
+        run.warn(f"{reason}; adding pandas")
+    elif not deps.plan.needs_pandas and failure:
+        reason = True
+        run.warn(f"without pandas the model failed its check ({failure}); adding pandas")
+    else:
+        reason = False
+    if reason:
+        deps = _replan(run, config, python=deps.plan.python_version, force_pandas=reason)
         result = _check(run, config, model_dir, deps)
+    assert result is not None
+    if result.probe_error:
+        run.warn(f"{result.probe_error} (the model has no input example; a row of zeros was sent)")
     if result.skipped:
         run.warn(result.skipped)
         if not deps.plan.needs_pandas:
             run.warn(
-                "pandas was left out (the signature is all numeric) and the model could "
-                "not be tried without it here; if it selects columns by name, package "
-                "with --with-pandas"
+                f"pandas was left out ({deps.plan.pandas_reason}) and the model could not be "
+                "tried without it here; if it selects columns by name or was fitted on a "
+                "DataFrame, package with --with-pandas"
             )
     return deps, result
 
@@ -306,9 +332,10 @@ def _trim(
     if not run.opts.trim:
         return None, check
     traced_model = model_dir if run.opts.model_location else run.app / "model"
+    facts = check.facts if check is not None and check.skipped is None else None
     report = trim.trim_bundle(
         config, deps.plan, deps.installed, (run.app, run.deps, run.work), deps.interpreter,
-        run.deps_opts, traced_model, run.progress,
+        run.deps_opts, traced_model, run.progress, facts=facts,
     )  # fmt: skip
     if check is not None and check.skipped is None:  # the check runs on this host
         run.progress("checking that the trimmed bundle imports and predicts on its own")
@@ -390,7 +417,8 @@ def _render(
         run.warn(slow_init)
     for line in describe_endpoint(template):  # public or not, throttled or not: said aloud
         run.progress(line)
-    write_events(run.staged, config)
+    facts = check.facts if check is not None else None
+    write_events(run.staged, config, facts)
     return manifest
 
 
@@ -452,6 +480,9 @@ def _build(run: _Run) -> Manifest:
     deps = _plan_and_install(run, config)
     _stage(run, config, model_dir, deps)
     deps, check = _verify(run, config, model_dir, deps)
+    note = pandas_note(deps.plan)
+    if note:
+        run.progress(note)
     trimmed, check = _trim(run, config, model_dir, deps, check)
     built = _assemble(run, deps)
     return _render(run, config, resolved, deps, built, check, trimmed)

@@ -19,7 +19,11 @@ from pathlib import Path
 
 from mlflow_lambda import handler
 from mlflow_lambda.packager import bytecode
-from mlflow_lambda.packager.install import cache_root, install_requirements
+from mlflow_lambda.packager.install import (
+    cache_root,
+    install_requirements,
+    installed_distributions,
+)
 from mlflow_lambda.packager.plan import BundlePlan
 from mlflow_lambda.packager.prune import prune_tree
 
@@ -74,6 +78,15 @@ def link_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, copy_function=link, symlinks=True, dirs_exist_ok=True)
 
 
+def held_distributions(root: Path) -> dict[str, str]:
+    """Canonical name -> version of every distribution whose ``*.dist-info`` ``root`` holds.
+
+    Read from the tree itself, after pruning, so the manifest lists exactly what the bundle
+    holds (``unused-dist`` removes whole distributions, prettytable and wcwidth say).
+    """
+    return {name: dist.version for name, dist in sorted(installed_distributions(root).items())}
+
+
 def prepare_dependencies(
     plan: BundlePlan,
     dest: Path,
@@ -93,11 +106,10 @@ def prepare_dependencies(
         progress(f"reusing prepared dependencies from {entry}")
         link_tree(entry, dest)
         (dest / _DONE).unlink()
-        installed: dict[str, str] = json.loads(marker.read_text())
-        return installed
+        return held_distributions(dest)
 
     wheels = root / "wheels" / f"{plan.python_version}-{plan.arch}"
-    pairs = install_requirements(plan, dest, cache_dir=wheels, progress=progress)
+    install_requirements(plan, dest, cache_dir=wheels, progress=progress)
     report = prune_tree(dest, strip=opts.strip, arch=plan.arch)
     rules = ", ".join(sorted(report.bytes_saved))
     progress(f"pruned {report.total_saved / MB:.1f} MB ({rules or 'nothing to prune'})")
@@ -105,7 +117,7 @@ def prepare_dependencies(
         progress(f"compiling bytecode for Python {plan.python_version}")
         bytecode.compile_tree(dest, interpreter, mode=opts.bytecode_mode)
 
-    installed = dict(pairs)
+    installed = held_distributions(dest)  # after pruning: what the bundle really holds
     partial = entry.parent / f".{entry.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     link_tree(dest, partial)

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from mlflow_lambda.handler.payload import DF_SPLIT, INPUTS
+from mlflow_lambda.handler.schema import probe_body
+from mlflow_lambda.packager.importcheck import ModelFacts
 
 logger = logging.getLogger(__name__)
 
@@ -332,10 +334,15 @@ def _synthesise(inputs: list[dict[str, Any]]) -> dict[str, Any]:
     return {DF_SPLIT: split}
 
 
-def scoring_body(config: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A scoring body for the model: its input example, else one row of zeros from the signature.
+def scoring_body(
+    config: Mapping[str, Any], facts: ModelFacts | None = None
+) -> dict[str, Any] | None:
+    """A scoring body for the model: its input example, else one row of zeros from the
+    signature, else one row of zeros of the estimator's fitted width (``facts``, read by the
+    build's import check: ``n_features_in_``, and ``feature_names_in_`` as column names).
 
-    ``None`` when the model has neither (MLflow allows that), so no sample can be made.
+    ``None`` when nothing tells the model's input (MLflow allows that), so no sample can be
+    made.
     """
     example = config.get("input_example")
     if isinstance(example, dict) and example:
@@ -343,25 +350,31 @@ def scoring_body(config: Mapping[str, Any]) -> dict[str, Any] | None:
     inputs = (config.get("signature") or {}).get("inputs")
     if isinstance(inputs, list) and inputs:
         return _synthesise(inputs)
+    if facts is not None and facts.n_features is not None:
+        return probe_body(facts.n_features, facts.feature_names)
     return None
 
 
-def sample_events(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """One ready-to-use event per shape, keyed by file name, from a ``model.json`` config.
+def sample_events(
+    config: Mapping[str, Any], facts: ModelFacts | None = None
+) -> dict[str, dict[str, Any]]:
+    """One ready-to-use event per shape, keyed by file name, from a ``model.json`` config
+    (and, for a model without an input example or signature, the estimator's ``facts``).
 
     ``invocations-{v1,v2,url,alb,direct}.json`` POST the model's scoring body;
     ``invocations.json`` is the HTTP API one again (what the SAM template deploys) and
     ``ping-v2.json`` is a health check. A model with neither an input example nor a signature
-    gets the ping event only (a warning says why).
+    nor a known fitted width gets the ping event only (a warning says why).
     """
     events: dict[str, dict[str, Any]] = {
         "ping-v2.json": make_event("v2", None, method="GET", path="/ping", content_type=None)
     }
-    body = scoring_body(config)
+    body = scoring_body(config, facts)
     if body is None:
         logger.warning(
-            "the model has no input example and no signature inputs, so no sample "
-            "/invocations events were written; log it with input_example=... to get them"
+            "the model has no input example, no signature inputs and no fitted width known "
+            "to the build (n_features_in_), so no sample /invocations events were written; "
+            "log it with input_example=... to get them"
         )
         return events
     for shape in SHAPES:
@@ -370,15 +383,17 @@ def sample_events(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return events
 
 
-def write_events(outdir: Path, config: Mapping[str, Any]) -> list[Path]:
-    """Write ``sample_events(config)`` into ``outdir/events/``, sorted keys, indented.
+def write_events(
+    outdir: Path, config: Mapping[str, Any], facts: ModelFacts | None = None
+) -> list[Path]:
+    """Write ``sample_events(config, facts)`` into ``outdir/events/``, sorted keys, indented.
 
     Returns the written paths, sorted.
     """
     folder = Path(outdir) / "events"
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, event in sorted(sample_events(config).items()):
+    for name, event in sorted(sample_events(config, facts).items()):
         path = folder / name
         path.write_text(json.dumps(event, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         written.append(path)

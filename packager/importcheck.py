@@ -8,9 +8,17 @@ only when this host can execute the target (same architecture, a Python of the t
 version found); otherwise it says why it was skipped.
 
 It also times the init (the CPU time of importing the entry module, which loads the model),
-so that the
-build can warn when Lambda's 10 s init limit is near at the template's ``MemorySize``
-(:func:`init_warning`).
+so that the build can warn when Lambda's 10 s init limit is near at the template's
+``MemorySize`` (:func:`init_warning`).
+
+The same run reports what the loaded estimator records about its input (:class:`ModelFacts`:
+``n_features_in_`` and ``feature_names_in_``), for a model with neither an input example nor
+a signature: the check then scores a row of zeros of that width
+(``handler.schema.probe_body``), and the sample events and ``--trim`` use the same row. Read
+here rather than from the skops file's schema because loading is what the check does anyway
+(no extra cost), it covers pickle and cloudpickle models, and it sees attributes a
+composite estimator computes (a ``Pipeline``'s ``n_features_in_`` is its first step's, a
+property that no schema of the file records).
 """
 
 from __future__ import annotations
@@ -43,21 +51,44 @@ sys.path[:0] = json.loads(os.environ["MLFLOW_LAMBDA_PATHS"])
 started = time.process_time()
 import mlflow_lambda.handler.lambda_function as lf
 init_s = time.process_time() - started
+import importlib.util
+from mlflow_lambda.handler.schema import probe_body
+width = getattr(getattr(lf.predictor, "model", None), "n_features_in_", None)
+width = int(width) if type(width).__name__ in ("int", "int64", "int32") else None
+names = getattr(lf.predictor, "feature_names", None)
+names = None if names is None else [str(n) for n in names]
 example = json.loads(os.environ["MLFLOW_LAMBDA_EXAMPLE"])
+if not example and width is not None and lf.config["signature"]["inputs"] is None:
+    # no example, no signature: a row of zeros of the fitted width, unless the model was
+    # fitted on named columns and pandas is missing (the build then adds pandas, checks again)
+    if names is None or importlib.util.find_spec("pandas") is not None:
+        example = probe_body(width, names)
 answer = lf.handler(example, None) if example else None
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec from the forked parent,
 # so it would report the building process's size whenever that is larger.
 with open("/proc/self/status") as f:
     peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-print(json.dumps({"answer": answer, "peak_kb": peak_kb, "init_s": init_s}))
+print(json.dumps({"answer": answer, "peak_kb": peak_kb, "probed": example, "init_s": init_s,
+                  "facts": {"n_features": width, "feature_names": names}}))
 """
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the loaded estimator records about its input (None: it records nothing)."""
+
+    n_features: int | None = None  # n_features_in_
+    feature_names: list[str] | None = None  # feature_names_in_: fitted on a DataFrame
 
 
 @dataclass(frozen=True)
 class ImportCheck:
     skipped: str | None  # why the check did not run, or None
-    answer: Any = None  # the handler's answer to the input example
+    answer: Any = None  # the handler's answer to the input example (or the probe row)
     peak_rss_mb: float | None = None
+    facts: ModelFacts = ModelFacts()
+    probed: Any = None  # the scoring body the check sent, None if it sent none
+    probe_error: str | None = None  # the row of zeros (no input example) failed: why
     # CPU time to import the entry module (which loads the model): the part of the init that
     # Lambda's CPU share slows down, and steadier than wall time on a busy build host
     init_s: float | None = None
@@ -99,12 +130,16 @@ def import_check(
         failure=f"the bundle does not import on its own with Python {python}",
     )
     answer = result["answer"]
+    what = "the model's input example" if example else "a row of zeros of the fitted width"
+    failed = None
     if isinstance(answer, dict) and "error_code" in answer:
-        raise BundleCheckError(
-            f"the bundle imports but fails on the model's input example: "
-            f"{answer['error_code']}: {answer.get('message')}"
-        )
-    return ImportCheck(None, answer, round(result["peak_kb"] / 1024, 1), result["init_s"])
+        failed = f"the bundle imports but fails on {what}: {answer['error_code']}: "
+        failed += str(answer.get("message"))
+        if example:  # the model's own example must score; a made-up row is only a hint
+            raise BundleCheckError(failed)
+    facts = ModelFacts(result["facts"]["n_features"], result["facts"]["feature_names"])
+    peak = round(result["peak_kb"] / 1024, 1)
+    return ImportCheck(None, answer, peak, facts, result["probed"], failed, result["init_s"])
 
 
 def lambda_init_estimate_s(init_s: float, memory_mb: int) -> float:

@@ -179,6 +179,7 @@ def install_requirements(
         # build host's interpreter in the shebang: never runnable on Lambda, and they would
         # make the bundle's bytes depend on where it was built.
         shutil.rmtree(scripts_dir, ignore_errors=True)
+        drop_outside_records(target)
     installed = installed_distributions(target)
     _check_installed(plan, target, installed)
     checked = check_architecture(target, plan.arch)
@@ -187,6 +188,24 @@ def install_requirements(
         f"{plan.arch}) in {time.monotonic() - started:.1f} s"
     )
     return sorted((name, dist.version) for name, dist in installed.items())
+
+
+def drop_outside_records(target: Path) -> int:
+    """Drop the lines of every ``*.dist-info/RECORD`` under ``target`` that name files outside
+    it (``../../bin/f2py,sha256=...``); return how many went.
+
+    Those are the console scripts removed above, and their hashes cover a shebang naming the
+    build host's interpreter, so the RECORD bytes would differ from one host path to another
+    (PEP 376/627: RECORD lists the installed files; these are no longer installed).
+    """
+    dropped = 0
+    for record in sorted(target.glob("*.dist-info/RECORD")):
+        lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if not line.startswith("../")]
+        if len(kept) != len(lines):
+            record.write_text("".join(kept), encoding="utf-8")
+            dropped += len(lines) - len(kept)
+    return dropped
 
 
 def _download_progress(progress: Callable[[str], None]) -> Callable[[str], None]:

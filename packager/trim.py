@@ -3,7 +3,8 @@
 The default prune removes only what is provably unused (``packager.prune``). Trimming goes
 further, on evidence instead of proof: the staged bundle runs in a fresh interpreter of the
 target Python (``-I -S``: it sees only the bundle and the stdlib), imports the handler (which
-loads the model) and answers the model's input example in every request format, plus the
+loads the model) and answers the model's input example (else a row of zeros from its signature
+or its fitted width, ``n_features_in_``) in every request format, plus the
 probes and error paths of the protocol. Every module that run imported stays; the modules of
 the dependencies it never imported, and the data files of packages it never imported, go.
 
@@ -38,8 +39,8 @@ from mlflow_lambda.handler.payload import DF_RECORDS, DF_SPLIT, INPUTS, INSTANCE
 from mlflow_lambda.packager import sizes
 from mlflow_lambda.packager.deps import DepsOptions, prepare_dependencies
 from mlflow_lambda.packager.errors import BundleCheckError
-from mlflow_lambda.packager.events import make_event
-from mlflow_lambda.packager.importcheck import run_in_bundle
+from mlflow_lambda.packager.events import make_event, scoring_body
+from mlflow_lambda.packager.importcheck import ModelFacts, import_check, run_in_bundle
 from mlflow_lambda.packager.plan import BundlePlan, plan_bundle
 from mlflow_lambda.packager.platforms import host_arch
 
@@ -96,12 +97,15 @@ class TrimReport:
 
 
 def probe_events(example: Any) -> list[dict[str, Any]]:
-    """The requests the trace sends: the example in each format it can take, then the
-    protocol's probes and error paths (they import code of their own, e.g. in starlette)."""
+    """The requests the trace sends: ``example`` (a scoring body: the model's input example,
+    else a row of zeros from its signature or its fitted width, ``events.scoring_body``) in
+    each format it can take, then the protocol's probes and error paths (they import code of
+    their own, e.g. in starlette)."""
     if not example:
         raise BundleCheckError(
-            "--trim needs the model's input example to trace what predicting imports; log "
-            "the model with input_example=... or package without --trim"
+            "--trim needs a request to trace what predicting imports, and the model has no "
+            "input example, no signature and no fitted width the build could read "
+            "(n_features_in_); log it with input_example=... or package without --trim"
         )
     bodies: list[tuple[str | bytes, str]] = [(json.dumps(example), "application/json")]
     split = example.get(DF_SPLIT) if isinstance(example, dict) else None
@@ -145,7 +149,7 @@ def trace_bundle(
     statuses = tuple(int(s) for s in result["statuses"])
     if statuses[0] != 200:
         raise BundleCheckError(
-            f"--trim: the bundle answered the model's input example with HTTP {statuses[0]}; "
+            f"--trim: the bundle answered the traced request with HTTP {statuses[0]}; "
             "package without --trim and run `mlflow-lambda invoke` to see why"
         )
     return Trace(frozenset(result["modules"]), frozenset(result["libraries"]), statuses)
@@ -195,11 +199,15 @@ def trim_bundle(
     deps_opts: DepsOptions,
     model_dir: Path,
     progress: Callable[[str], None],
+    *,
+    facts: ModelFacts | None = None,
 ) -> TrimReport:
     """Trace the staged bundle and leave out what the run never imported (``--trim``).
 
     A target this host cannot run is traced on a twin of its dependencies installed for the
-    host's architecture (same pins, same Python).
+    host's architecture (same pins, same Python). ``facts``: what the import check read from
+    the estimator; without them (no check ran) and without an input example or signature,
+    the traced roots are checked once first to read them.
     """
     app, deps, work = dirs
     if interpreter is None:
@@ -231,10 +239,14 @@ def trim_bundle(
                 "package without --trim"
             )
         traced = [app, twin_root]
+    body = scoring_body(config, facts)
+    if body is None:
+        checked = import_check(
+            traced, interpreter, plan.python_version, host, None, model_dir=model_dir
+        )
+        body = scoring_body(config, checked.facts)
     progress("--trim: tracing what importing the model and answering requests imports")
-    trace = trace_bundle(
-        traced, interpreter, config.get("input_example"), model_dir=model_dir, work=work
-    )
+    trace = trace_bundle(traced, interpreter, body, model_dir=model_dir, work=work)
     report = trim_tree(deps, trace, traced_root=twin_root)
     write_trimmed(app, report)
     progress(

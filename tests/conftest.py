@@ -47,3 +47,9 @@ def pipeline(mlflow_store: str) -> mm.LoggedModel:
 @pytest.fixture(scope="session")
 def array_model(mlflow_store: str) -> mm.LoggedModel:
     return mm.log_array_model()
+
+
+@pytest.fixture(scope="session")
+def seed_model(mlflow_store: str) -> mm.LoggedModel:
+    """The user story's model: fitted on arrays, no signature, no input example."""
+    return mm.log_seed_model()

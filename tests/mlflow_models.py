@@ -177,3 +177,32 @@ def log_array_model() -> LoggedModel:
     y = X @ np.array([1.0, -2.0, 0.5]) + 3.0
     model = LinearRegression().fit(X, y)
     return _log("arrays", model, X, serialization_format="pickle")
+
+
+def log_seed_model(registered_name: str | None = "SeedRandomForest") -> LoggedModel:
+    """The user story's own model (/work/shared/USER-STORY.md, steps 1-2), logged as written.
+
+    ``RandomForestClassifier(random_state=42)`` fitted on the plain numpy arrays of
+    ``make_classification(n_samples=100, n_features=4, random_state=42)``: no column names
+    (no ``feature_names_in_``), no signature, no input example, skops with exactly the
+    story's trusted types. Registered under another name than the README example's.
+    """
+    import mlflow
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = make_classification(n_samples=100, n_features=4, random_state=42)
+    model = RandomForestClassifier(random_state=42).fit(X, y)
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(
+            model,
+            name="random-forest-model",
+            registered_model_name=registered_name,
+            skops_trusted_types=TREE_TRUSTED,
+        )
+    local = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    version = str(info.registered_model_version) if registered_name else None
+    return LoggedModel(
+        "random-forest-model", info.model_uri, run.info.run_id, local, registered_name,
+        version, None,
+    )  # fmt: skip

@@ -15,7 +15,7 @@ from mlflow_lambda.packager.bytecode import find_interpreter
 from mlflow_lambda.packager.events import make_event
 from tests.integration.conftest import run_cli
 from tests.mlflow_models import LoggedModel
-from tests.parity_corpus import ARRAY, FOREST, PIPELINE, REGRESSOR, Case
+from tests.parity_corpus import ARRAY, FOREST, IRIS, PIPELINE, REGRESSOR, Case
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).parent.parent.parent / "examples"
@@ -119,8 +119,8 @@ def test_arm64_is_trimmed_with_the_trace_of_its_x86_64_twin(
     assert x86_names <= arm_names
 
 
-def test_trim_without_an_input_example_fails_with_one_line_and_leaves_nothing(
-    forest: LoggedModel, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_trim_without_an_input_example_traces_a_row_from_the_signature(
+    forest: LoggedModel, cache_dir: Path, tmp_path: Path
 ) -> None:
     import shutil
 
@@ -134,13 +134,13 @@ def test_trim_without_an_input_example_fails_with_one_line_and_leaves_nothing(
     for name in ("input_example.json", "serving_input_example.json"):
         (model / name).unlink()
     out = tmp_path / "out"
-    assert run_cli("package", "-m", model, "-o", out, "--trim", "--cache-dir", cache_dir) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == (
-        "Error: --trim needs the model's input example to trace what predicting imports; log "
-        "the model with input_example=... or package without --trim"
-    )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no bundle, no staging left
+    assert run_cli("package", "-m", model, "-o", out, "--trim", "--cache-dir", cache_dir) == 0
+    event = json.loads((out / "events" / "invocations.json").read_text())
+    assert json.loads(event["body"]) == {
+        "dataframe_split": {"columns": IRIS, "data": [[0.0, 0.0, 0.0, 0.0]]}
+    }
+    record = json.loads(zipfile.ZipFile(out / "bundle.zip").read("trimmed.json"))
+    assert "scipy.signal" in record["modules"]
 
 
 # Every request of the parity corpus, through the bundle's own handler, in one process per bundle.

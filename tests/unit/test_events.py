@@ -19,6 +19,7 @@ from mlflow_lambda.packager.events import (
     scoring_body,
     write_events,
 )
+from mlflow_lambda.packager.importcheck import ModelFacts
 from mlflow_lambda.packager.inspection import inspect_model
 from tests import mlflow_models as mm
 
@@ -292,7 +293,24 @@ def test_model_without_example_or_signature_gets_ping_only(
 ) -> None:
     events = sample_events({"input_example": None, "signature": {"inputs": None}})
     assert sorted(events) == ["ping-v2.json"]
-    assert "no input example and no signature inputs" in caplog.text
+    assert "no input example, no signature inputs and no fitted width" in caplog.text
+
+
+def test_model_known_by_its_fitted_width_gets_a_row_of_zeros() -> None:
+    # the user story's model: no example, no signature; the build's check read n_features_in_
+    config = {"input_example": None, "signature": {"inputs": None}}
+    events = sample_events(config, ModelFacts(n_features=4))
+    assert json.loads(events["invocations-v2.json"]["body"]) == {
+        "dataframe_split": {"columns": [0, 1, 2, 3], "data": [[0.0, 0.0, 0.0, 0.0]]}
+    }
+    assert len(events) == 7
+    named = scoring_body(config, ModelFacts(2, ["x", "y"]))
+    assert named == {"dataframe_split": {"columns": ["x", "y"], "data": [[0.0, 0.0]]}}
+    assert scoring_body(config, ModelFacts()) is None
+    signed = {"input_example": None, "signature": {"inputs": [{"type": "double", "name": "a"}]}}
+    assert scoring_body(signed, ModelFacts(9)) == {  # the signature comes first
+        "dataframe_split": {"columns": ["a"], "data": [[0.0]]}
+    }
 
 
 def test_write_events_is_sorted_and_reproducible(tmp_path: Path) -> None:

@@ -422,3 +422,47 @@ def test_real_estimator_error_says_why() -> None:
             "RandomForestClassifier is expecting 4 features as input.",
         },
     )
+
+
+class ArrayPredictor(NamedPredictor):
+    """Like the user story's forest: fitted on a bare array (no feature names)."""
+
+    feature_names = None  # type: ignore[assignment]
+    accepts_ndarray = True
+
+
+UNSIGNED: list[dict[str, Any]] | None = None
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (json.dumps({"dataframe_split": {"columns": [0, 1], "data": [[1, 2], [3, 4]]}}), None),
+        (json.dumps({"dataframe_split": {"columns": ["b", "a"], "data": [[1, 2], [3, 4]]}}), None),
+        (json.dumps({"dataframe_records": [{"x": 1, "y": 2}, {"x": 3, "y": "4"}]}), None),
+        (json.dumps({"instances": [[1, 2], [3, 4]]}), None),
+        (json.dumps({"inputs": [[1, 2], [3, 4]]}), None),
+        ("p,q\n1,2\n3,4\n", "text/csv"),
+    ],
+)
+def test_without_pandas_an_unsigned_array_model_gets_the_array_as_sent(
+    body: str, content_type: str | None
+) -> None:
+    fake = ArrayPredictor()
+    scorer = Scorer(fake, make_config(UNSIGNED), pandas=False)
+    assert (scorer.want_frame, scorer.array_error) == (False, None)
+    answer = scorer.score(body.encode(), content_type)
+    assert answer.status == 200, answer.body
+    data, _ = fake.calls[0]
+    assert type(data) is np.ndarray and data.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_without_pandas_an_unsigned_model_fitted_on_names_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = NamedPredictor()
+    with caplog.at_level(logging.WARNING, logger="mlflow_lambda.model"):
+        scorer = Scorer(fake, make_config(UNSIGNED), pandas=False)
+        answer = scorer.score(json.dumps(ROW).encode(), None)
+    assert (answer.status, answer.error_code, fake.calls) == (400, "BAD_REQUEST", [])
+    assert "fitted on named columns ['a', 'b'] and has no signature" in caplog.text

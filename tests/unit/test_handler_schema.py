@@ -11,8 +11,9 @@ import pytest
 
 from mlflow_lambda.handler.errors import BAD_REQUEST, INVALID_PARAMETER_VALUE, ScoringError
 from mlflow_lambda.handler.params import ParamSchema
+from mlflow_lambda.handler.parsing import table_of
 from mlflow_lambda.handler.payload import Columns, Frame, Payload, Records, Rows, Tensor
-from mlflow_lambda.handler.schema import InputSchema
+from mlflow_lambda.handler.schema import InputSchema, probe_body, unsigned_matrix
 
 IRIS = InputSchema([{"type": "double", "name": n, "required": True} for n in ("a", "b", "c")])
 MIXED = InputSchema(
@@ -333,3 +334,24 @@ def test_mixed_numeric_columns_become_one_column_major_array() -> None:
 def test_all_double_fast_path_is_column_major_too() -> None:
     arr, _ = IRIS.enforce(Rows(["a", "b", "c"], [[1, 2, 3], [4, 5, 6]]), want_frame=False)
     assert arr.flags["F_CONTIGUOUS"] and arr.tolist() == [[1, 2, 3], [4, 5, 6]]
+
+
+def test_unsigned_matrix_is_what_check_array_makes_of_mlflows_frame() -> None:
+    # numbers, booleans, numeric text and null become float64 (null as NaN), in request order
+    table = table_of(Rows([3, 1, 0, 2], [[1, True, "0.5", None], [2.5, False, "-1", 4]]))
+    arr = unsigned_matrix(table)
+    assert arr.dtype == np.float64 and arr.flags.f_contiguous
+    assert np.array_equal(arr, [[1.0, 1.0, 0.5, np.nan], [2.5, 0.0, -1.0, 4.0]], equal_nan=True)
+    # text that is no number stays an object cell: the model refuses it as it refuses MLflow's
+    mixed = unsigned_matrix(table_of(Records([{"a": 1, "b": "abc"}, {"a": 2}])))
+    assert mixed.dtype == object and mixed.tolist() == [[1.0, "abc"], [2.0, None]]
+    nested = unsigned_matrix(table_of(Rows(None, [[1, [1, 2]], [2, [3, 4]]])))
+    assert nested.dtype == object and nested[:, 1].tolist() == [[1, 2], [3, 4]]
+    assert unsigned_matrix(table_of(Rows(["a", "b"], []))).shape == (0, 2)
+    csv = table_of(Columns({"a": np.array([1, 2]), "b": np.array([0.5, np.nan])}))
+    assert unsigned_matrix(csv).tolist()[0] == [1.0, 0.5]
+
+
+def test_probe_body_is_one_row_of_zeros_of_the_fitted_width() -> None:
+    assert probe_body(3) == {"dataframe_split": {"columns": [0, 1, 2], "data": [[0.0] * 3]}}
+    assert probe_body(2, ["x", "y"])["dataframe_split"]["columns"] == ["x", "y"]

@@ -7,7 +7,17 @@ from typing import Any
 import pytest
 
 from mlflow_lambda.packager.errors import DependencyError
-from mlflow_lambda.packager.plan import BundlePlan, Dropped, model_needs_pandas, plan_bundle
+from mlflow_lambda.packager.plan import (
+    FORCED_PANDAS_REASON,
+    NO_SIGNATURE_REASON,
+    WITH_PANDAS_REASON,
+    BundlePlan,
+    Dropped,
+    fitted_on_frame_reason,
+    model_needs_pandas,
+    pandas_note,
+    plan_bundle,
+)
 
 # The requirements MLflow 3.17.2 logged for the README forest (skops) in this repo's venv.
 FOREST_REQUIREMENTS = [
@@ -195,7 +205,7 @@ def test_tensor_signature_drops_pandas_and_pickle_needs_no_loader() -> None:
             {"dataframe_records": [{"a": 1}]},
             (True, "the model has no signature and its input example is a DataFrame"),
         ),
-        (None, None, (True, "the model has no tensor signature")),
+        (None, None, (False, NO_SIGNATURE_REASON)),  # the user story's model
     ],
 )
 def test_model_needs_pandas(
@@ -393,3 +403,22 @@ def test_bad_arch_and_flavor() -> None:
     with pytest.raises(DependencyError, match=r"no run-time library known for flavor 'xgboost'"):
         plan(config(flavor="xgboost"))
     assert plan(config(), arch="aarch64").arch == "arm64"
+
+
+def test_pandas_note_says_why_and_how_to_avoid_it_in_one_line() -> None:
+    unsigned = config(signature={"inputs": None, "outputs": None, "params": None})
+    assert pandas_note(plan(unsigned)) is None  # left out: nothing to say
+    reason = fitted_on_frame_reason(["a", "b"])
+    framed = plan_bundle(unsigned, python="3.11", arch="x86_64", warn=print, force_pandas=reason)
+    note = pandas_note(framed)
+    assert note is not None and "\n" not in note
+    assert note.startswith("bundling pandas (28 MB and ~0.15 s of cold start): the model has no ")
+    assert "fitted on a DataFrame (columns ['a', 'b'])" in note
+    assert note.endswith("or fit it on arrays and log it without a signature, to be served "
+                         "without it")  # fmt: skip
+    asked = plan_bundle(unsigned, python="3.11", arch="x86_64", warn=print,
+                        force_pandas=WITH_PANDAS_REASON)  # fmt: skip
+    assert str(pandas_note(asked)).endswith("package without --with-pandas to leave it out")
+    forced = plan_bundle(unsigned, python="3.11", arch="x86_64", warn=print, force_pandas=True)
+    assert forced.pandas_reason == FORCED_PANDAS_REASON
+    assert "pandas==3.1.1" in forced.requirements  # the model's own pin

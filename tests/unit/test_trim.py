@@ -10,6 +10,8 @@ import pytest
 
 from mlflow_lambda.handler.trimmed import TrimmedModules, install
 from mlflow_lambda.packager.errors import BundleCheckError
+from mlflow_lambda.packager.events import scoring_body
+from mlflow_lambda.packager.importcheck import ModelFacts
 from mlflow_lambda.packager.trim import (
     Trace,
     TrimReport,
@@ -139,9 +141,23 @@ def test_probe_events_cover_every_format_and_the_error_paths() -> None:
     assert events[6] == example  # a direct invocation: the body itself
 
 
-def test_probe_events_need_an_input_example() -> None:
-    with pytest.raises(BundleCheckError, match="needs the model's input example"):
+def test_probe_events_need_a_request() -> None:
+    with pytest.raises(BundleCheckError, match="needs a request to trace") as info:
         probe_events(None)
+    assert "no input example, no signature and no fitted width" in str(info.value)
+
+
+def test_probe_events_from_a_fitted_width_cover_every_format() -> None:
+    # the user story's model: no example, no signature, n_features_in_ = 4
+    body = scoring_body({"input_example": None, "signature": {"inputs": None}}, ModelFacts(4))
+    events = probe_events(body)
+    bodies = [e.get("body") for e in events if "requestContext" in e]
+    assert json.loads(bodies[0]) == {"dataframe_split": {"columns": [0, 1, 2, 3],
+                                                         "data": [[0.0] * 4]}}  # fmt: skip
+    assert json.loads(bodies[1]) == {"dataframe_records": [{"0": 0.0, "1": 0.0, "2": 0.0,
+                                                            "3": 0.0}]}  # fmt: skip
+    assert json.loads(bodies[3]) == {"inputs": [[0.0, 0.0, 0.0, 0.0]]}
+    assert bodies[4] == "0,1,2,3\n0.0,0.0,0.0,0.0\n"
 
 
 def test_the_guard_names_a_trimmed_module_and_passes_over_others(tmp_path: Path) -> None:
