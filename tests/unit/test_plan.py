@@ -385,6 +385,6 @@ def test_default_python_from_training(
 def test_bad_arch_and_flavor() -> None:
     with pytest.raises(DependencyError, match=r"unsupported architecture 'ppc64le'"):
         plan(config(), arch="ppc64le")
-    with pytest.raises(DependencyError, match=r"no run-time library known for flavor 'xgboost'"):
-        plan(config(flavor="xgboost"))
+    with pytest.raises(DependencyError, match=r"no run-time library known for flavor 'h2o'"):
+        plan(config(flavor="h2o"))
     assert plan(config(), arch="aarch64").arch == "arm64"
