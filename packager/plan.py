@@ -304,12 +304,8 @@ def _runtime_requirements(
         reqs.append(f"{flavor_dist}=={version}")
     else:
         reqs.append(flavor_dist)
+    # inspection checked the format against the flavor (handler.flavors.<flavor>)
     fmt = config.get("serialization_format", "cloudpickle")
-    if fmt not in FORMAT_DISTRIBUTIONS:
-        raise DependencyError(
-            f"unsupported serialization format {fmt!r}; supported: "
-            f"{', '.join(FORMAT_DISTRIBUTIONS)}"
-        )
     loader = FORMAT_DISTRIBUTIONS.get(fmt)
     if loader:
         reqs.append(loader)

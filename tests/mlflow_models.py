@@ -182,7 +182,16 @@ def log_array_model() -> LoggedModel:
 # --- native flavors besides sklearn (handler/flavors/*): small, fast, deterministic -----------
 
 
-def _log_flavor(flavor: str, name: str, model: Any, X: Any, y: Any, **kwargs: Any) -> LoggedModel:
+def _log_flavor(
+    flavor: str,
+    name: str,
+    model: Any,
+    X: Any,
+    y: Any,
+    *,
+    params: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> LoggedModel:
     """Log ``model`` with ``mlflow.<flavor>.log_model``, signature inferred from ``X``/``y``."""
     import importlib
 
@@ -190,7 +199,7 @@ def _log_flavor(flavor: str, name: str, model: Any, X: Any, y: Any, **kwargs: An
     from mlflow.models import infer_signature
 
     example = X[:2] if not isinstance(X, pd.DataFrame) else X.head(2)
-    signature = kwargs.pop("signature", None) or infer_signature(X, y)
+    signature = infer_signature(X, y, params=params)
     module = importlib.import_module(f"mlflow.{flavor}")
     with mlflow.start_run() as run:
         info = module.log_model(
@@ -217,7 +226,8 @@ def log_xgb_classifier() -> LoggedModel:
 
 
 def log_xgb_booster() -> LoggedModel:
-    """A raw xgboost Booster (multi:softprob) on a float array: a tensor signature, json."""
+    """A raw xgboost Booster (multi:softprob) on a float array: a tensor signature, json,
+    and a params schema (``output_margin``, which Booster.predict takes)."""
     import xgboost
 
     rng = np.random.default_rng(2)
@@ -228,7 +238,10 @@ def log_xgb_booster() -> LoggedModel:
         xgboost.DMatrix(X, label=y), num_boost_round=6,
     )  # fmt: skip
     proba = booster.predict(xgboost.DMatrix(X))
-    return _log_flavor("xgboost", "xgb_booster", booster, X, proba, model_format="json")
+    return _log_flavor(
+        "xgboost", "xgb_booster", booster, X, proba, model_format="json",
+        params={"output_margin": False},
+    )  # fmt: skip
 
 
 def log_lgbm_classifier() -> LoggedModel:
