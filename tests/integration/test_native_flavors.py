@@ -61,6 +61,7 @@ class Native:
         self.builds: dict[str, Path] = {}
         self.functions: dict[str, LocalLambda] = {}
         self.mlflow: dict[str, TestClient] = {}
+        self.cold: dict[str, tuple[int, float | None]] = {}  # first answer: status, init ms
 
     def model(self, name: str) -> mm.LoggedModel:
         if name not in self.models:
@@ -80,7 +81,11 @@ class Native:
     def function(self, name: str) -> LocalLambda:
         if name not in self.functions:
             built = self.build(name, "--python", "3.12")
-            self.functions[name] = self.stack.enter_context(open_bundle(built, timeout_s=60))
+            fn = self.stack.enter_context(open_bundle(built, timeout_s=60))
+            # the cold start answers the build's own example event (events/invocations.json)
+            first = fn.invoke(json.loads((built / "events" / "invocations.json").read_text()))
+            self.cold[name] = (first.json()["statusCode"], first.init_ms)
+            self.functions[name] = fn
         return self.functions[name]
 
     def reference(self, name: str) -> TestClient:
@@ -177,3 +182,26 @@ def test_lightgbm_classifier_builds_and_answers_on_arm64(native: Native) -> None
     assert "lightgbm" in manifest["distributions"]
     names = json.loads((out / "model.json").read_text())["flavor_conf"]
     assert names["model_class"] == "lightgbm.sklearn.LGBMClassifier"
+
+
+def test_cold_start_answers_the_example_and_report(
+    native: Native, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each native bundle's first (cold) invocation answers its example; sizes and init for the
+    README (numbers only, no timing asserts: the host is shared)."""
+    rows = []
+    for name in LOGGERS:
+        native.function(name)
+        status, init_ms = native.cold[name]
+        assert status == 200, name
+        built = native.build(name, "--python", "3.12")
+        manifest = json.loads((built / "manifest.json").read_text())
+        size = manifest["sizes"]
+        zipped = size["zipped_bytes"]
+        rows.append(
+            f"[native] {name}: {manifest['target']}, {size['unzipped_bytes'] / 2**20:.0f} MB "
+            f"unzipped, {'-' if zipped is None else f'{zipped / 2**20:.0f} MB'} zipped, "
+            f"cold start init {init_ms} ms"
+        )
+    with capsys.disabled():
+        print("\n" + "\n".join(rows))
