@@ -159,17 +159,20 @@ def test_xgboost_installs_its_cpu_build(native: Native) -> None:
     dists = manifest["distributions"]
     assert dists.get("xgboost-cpu") == "3.2.0", dists
     assert "xgboost" not in dists and not any(d.startswith("nvidia") for d in dists)
-    assert (manifest["flavor"], manifest["serialization_format"]) == ("xgboost", "ubj")
+    assert (manifest["model"]["flavor"], manifest["model"]["serialization_format"]) == (
+        "xgboost",
+        "ubj",
+    )
 
 
 def test_onnx_and_lightgbm_manifests(native: Native) -> None:
     onnx = json.loads((native.build("onnx", "--python", "3.12") / "manifest.json").read_text())
-    assert (onnx["flavor"], onnx["serialization_format"]) == ("onnx", "onnx")
+    assert (onnx["model"]["flavor"], onnx["model"]["serialization_format"]) == ("onnx", "onnx")
     assert "onnxruntime" in onnx["distributions"] and "onnxruntime-gpu" not in onnx["distributions"]
     lgb = json.loads(
         (native.build("lgb_booster", "--python", "3.12") / "manifest.json").read_text()
     )
-    assert (lgb["flavor"], lgb["serialization_format"]) == ("lightgbm", "lgb")
+    assert (lgb["model"]["flavor"], lgb["model"]["serialization_format"]) == ("lightgbm", "lgb")
     assert "skops" not in lgb["distributions"]  # a Booster is lightgbm's own text file
 
 
