@@ -51,6 +51,8 @@ class LightGBMPredictor:
         (the caller checked the names), with scikit-learn's feature-name warning silenced."""
         if self.feature_names is None or hasattr(data, "columns"):
             return self.model.predict(data)
+        if len(data) == 0:  # lightgbm scores an empty array, but refuses MLflow's empty frame
+            raise ValueError("Input data must be 2 dimensional and non empty.")
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", NO_FEATURE_NAMES_WARNING, UserWarning)
             return self.model.predict(data)

@@ -88,6 +88,8 @@ def test_lightgbm_booster_and_sklearn_api(tmp_path: Path) -> None:
     predictor = load_model(config, tmp_path)
     np.testing.assert_allclose(predictor.predict(FRAME, {"ignored": 1}), booster.predict(FRAME))
     assert getattr(predictor, "feature_names", None) == ("a", "b", "c")
+    with pytest.raises(ValueError, match="non empty"):  # as lightgbm refuses an empty frame
+        predictor.predict(X[:0], None)
 
     import cloudpickle
 
