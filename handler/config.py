@@ -36,6 +36,7 @@ class ModelConfig(TypedDict):
     loader_module: str
     model_file: str
     serialization_format: str
+    flavor_conf: dict[str, Any]  # the flavor's own MLmodel section, as logged
     skops_trusted_types: list[str]
     predict_fn: str
     python_version: str | None
@@ -81,6 +82,7 @@ def load_config(path: Path) -> ModelConfig:
         "params": signature.get("params"),
     }
     raw.setdefault("loader_module", f"mlflow.{raw['flavor']}")
+    raw.setdefault("flavor_conf", {})  # older writers: sklearn only, which needs none of it
     raw.setdefault("skops_trusted_types", [])
     raw.setdefault("predict_fn", "predict")
     raw.setdefault("requirements", [])

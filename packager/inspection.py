@@ -5,15 +5,20 @@ bundle needs neither PyYAML nor MLflow. The format (``MODEL_CONFIG_VERSION`` 1):
 
     {
       "config_version": 1,
-      "flavor": "sklearn",                   # key of handler.flavors.REGISTRY
+      "flavor": "sklearn",                   # key of handler.flavors.FLAVORS
       "loader_module": "mlflow.sklearn",
       "model_file": "model.skops",           # relative to the model directory
-      "serialization_format": "skops",       # skops | pickle | cloudpickle
+      "serialization_format": "skops",       # the flavor module's serialization_format(...):
+                                             # skops | pickle | cloudpickle (sklearn, lightgbm's
+                                             # sklearn API), xgb | json | ubj (xgboost),
+                                             # lgb (a lightgbm Booster), cbm | ... (catboost), onnx
+      "flavor_conf": {"pickled_model": ...}, # the flavor's own MLmodel section, as logged
+                                             # (absent in older model.json: read as {})
       "skops_trusted_types": ["sklearn.tree._tree.Tree"],
       "predict_fn": "predict",
       "python_version": "3.11.7",
       "mlflow_version": "3.17.2",
-      "flavor_library_version": "1.9.1",     # e.g. sklearn_version
+      "flavor_library_version": "1.9.1",     # FLAVORS[flavor].version_key, e.g. sklearn_version
       "run_id": "...", "model_id": "...",
       "requirements": ["numpy==2.4.6", ...],  # the model's requirements.txt, as logged
       "signature": {"inputs": [...] | null, "outputs": [...] | null, "params": [...] | null},
@@ -31,10 +36,11 @@ from typing import Any
 import yaml
 
 from mlflow_lambda.handler.config import MODEL_CONFIG_VERSION, ModelConfig, Signature, sha256_file
-from mlflow_lambda.handler.flavors import FLAVORS
+from mlflow_lambda.handler.flavors import FLAVORS, serialization_format
+from mlflow_lambda.handler.flavors.sklearn import SERIALIZATION_FORMATS
 from mlflow_lambda.packager.errors import ModelInspectionError, UnsupportedFlavorError
 
-SERIALIZATION_FORMATS = ("skops", "pickle", "cloudpickle")
+__all__ = ["SERIALIZATION_FORMATS", "hash_model_files", "inspect_model", "write_model_config"]
 
 
 def hash_model_files(model_dir: Path) -> dict[str, str]:
@@ -69,6 +75,12 @@ def _pick_flavor(flavors: dict[str, Any]) -> str:
         f"unsupported model flavor {', '.join(found) or loader!r} (loader {loader!r}); "
         f"supported flavors: {', '.join(sorted(FLAVORS))}"
     )
+
+
+def _library_version(flavor: str, conf: dict[str, Any]) -> str | None:
+    key = FLAVORS[flavor].version_key
+    version = conf.get(key) if key else None
+    return str(version) if version else None
 
 
 def _parse_signature(raw: Any) -> Signature:
@@ -115,13 +127,18 @@ def inspect_model(model_dir: Path) -> ModelConfig:
     conf = flavors[flavor] or {}
     pyfunc = flavors.get("python_function") or {}
 
-    fmt = conf.get("serialization_format", "cloudpickle")
-    if fmt not in SERIALIZATION_FORMATS:
-        raise UnsupportedFlavorError(
-            f"unsupported {flavor} serialization format {fmt!r}; "
-            f"supported: {', '.join(SERIALIZATION_FORMATS)}"
-        )
-    model_file = conf.get("pickled_model") or pyfunc.get("model_path")
+    try:
+        fmt = serialization_format(flavor, conf)
+    except ValueError as exc:
+        raise UnsupportedFlavorError(f"{flavor} model: {exc}") from None
+    # sklearn names its file pickled_model, xgboost/lightgbm/onnx/catboost data (the pyfunc
+    # section repeats it as model_path or data)
+    model_file = (
+        conf.get("pickled_model")
+        or conf.get("data")
+        or pyfunc.get("model_path")
+        or pyfunc.get("data")
+    )
     if not model_file or not (model_dir / model_file).is_file():
         raise ModelInspectionError(
             f"model file {model_file!r} named in {str(model_dir / 'MLmodel')!r} does not exist"
@@ -137,11 +154,12 @@ def inspect_model(model_dir: Path) -> ModelConfig:
         "loader_module": pyfunc.get("loader_module", FLAVORS[flavor].loader_module),
         "model_file": model_file,
         "serialization_format": fmt,
+        "flavor_conf": dict(conf),
         "skops_trusted_types": list(conf.get("skops_trusted_types") or []),
         "predict_fn": pyfunc.get("predict_fn") or "predict",
         "python_version": pyfunc.get("python_version"),
         "mlflow_version": mlmodel.get("mlflow_version"),
-        "flavor_library_version": conf.get(f"{flavor}_version"),
+        "flavor_library_version": _library_version(flavor, conf),
         "run_id": mlmodel.get("run_id"),
         "model_id": mlmodel.get("model_id"),
         "requirements": _read_requirements(model_dir),

@@ -16,6 +16,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from mlflow_lambda.handler.flavors import FLAVORS
 from mlflow_lambda.handler.payload import DF_RECORDS, DF_SPLIT, INPUTS, INSTANCES, PARAMS_KEY
@@ -60,11 +61,32 @@ _AVOID_PANDAS = (
     "log the model with a signature of numeric columns or tensors, or fit it on arrays and "
     "log it without a signature, to be served without it"
 )
-# Serialization format -> its loader library (the flavor's own library: handler.flavors.FLAVORS).
+# Serialization format -> its loader library besides the flavor's own (handler.flavors.FLAVORS);
+# a flavor's native formats (xgboost ubj, a lightgbm Booster's text, onnx, ...) need none.
 FORMAT_DISTRIBUTIONS: dict[str, str | None] = {
     "skops": "skops",
     "cloudpickle": "cloudpickle",
     "pickle": None,
+}
+
+
+@dataclass(frozen=True)
+class CpuTwin:
+    """The CPU-only build of a GPU distribution, published with the same version numbers."""
+
+    name: str
+    since: str  # the first version published under ``name``
+    why: str
+
+
+# Lambda has no GPU (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html):
+# a CUDA build only costs size. Each twin is the same library, built without CUDA.
+CPU_TWINS: dict[str, CpuTwin] = {
+    # xgboost 3.x's manylinux_2_28 wheel is ~58 MB zipped and pulls nvidia-nccl-cu12/13;
+    # xgboost-cpu (~6 MB) exists from 2.1.0 (https://github.com/dmlc/xgboost/pull/10112)
+    "xgboost": CpuTwin("xgboost-cpu", "2.1.0", "without CUDA and nvidia-nccl"),
+    "onnxruntime-gpu": CpuTwin("onnxruntime", "0", "without the CUDA/TensorRT providers"),
+    "tensorflow": CpuTwin("tensorflow-cpu", "2.1.0", "without CUDA"),
 }
 
 _MLFLOW = "MLflow is only needed at build time; the handler loads the model without it"
@@ -211,6 +233,8 @@ def model_needs_pandas(config: Mapping[str, Any]) -> tuple[bool, str]:
         specs = [spec if isinstance(spec, dict) else {} for spec in inputs]
         if all(spec.get("type") == "tensor" for spec in specs):
             return False, "the model's signature takes tensors"
+        if config.get("flavor") == "onnx":
+            return True, "an ONNX model answers a DataFrame input with a DataFrame"
         for spec in specs:
             if spec.get("name") is None:
                 return True, "the model's signature has unnamed columns"
@@ -324,16 +348,43 @@ def _runtime_requirements(
         reqs.append(f"{flavor_dist}=={version}")
     else:
         reqs.append(flavor_dist)
+    # inspection checked the format against the flavor (handler.flavors.<flavor>)
     fmt = config.get("serialization_format", "cloudpickle")
-    if fmt not in FORMAT_DISTRIBUTIONS:
-        raise DependencyError(
-            f"unsupported serialization format {fmt!r}; supported: "
-            f"{', '.join(FORMAT_DISTRIBUTIONS)}"
-        )
-    loader = FORMAT_DISTRIBUTIONS[fmt]
+    loader = FORMAT_DISTRIBUTIONS.get(fmt)
     if loader:
         reqs.append(loader)
     return reqs
+
+
+def _at_least(pin: str, since: str) -> bool:
+    try:
+        return Version(pin) >= Version(since)
+    except InvalidVersion:  # a wildcard pin such as ==3.2.*: compare its release part
+        return Version(pin.rstrip(".*") or "0") >= Version(since)
+
+
+def _use_cpu_twins(merged: dict[str, _Merged], dropped: list[Dropped], target: Target) -> None:
+    """Replace each GPU distribution in ``merged`` by its CPU twin, same version, saying so."""
+    for name, twin in CPU_TWINS.items():
+        gpu = merged.get(name)
+        if gpu is None:
+            continue
+        pinned = gpu.render(target)
+        pins = [s.version for s in gpu.specifier if s.operator in ("==", "===")]
+        if pins and not _at_least(pins[0], twin.since):
+            continue  # no CPU twin of that version: keep the pin the model needs
+        del merged[name]
+        cpu = merged.setdefault(canonicalize_name(twin.name), _Merged(twin.name))
+        cpu.extras |= gpu.extras
+        cpu.specifier &= gpu.specifier
+        cpu.sources += gpu.sources
+        dropped.append(
+            Dropped(
+                pinned,
+                f"Lambda has no GPU: installing its CPU build {cpu.render(target)} instead, "
+                f"the same library {twin.why}",
+            )
+        )
 
 
 def plan_bundle(
@@ -392,6 +443,7 @@ def plan_bundle(
             f"{flavor_dist}{merged[flavor_dist].specifier}; installing the requirements' version"
         )
 
+    _use_cpu_twins(merged, dropped, target)
     requirements = [merged[name].render(target) for name in sorted(merged)]
     return BundlePlan(
         target.python_version, arch, requirements, dropped, needs_pandas, pandas_reason

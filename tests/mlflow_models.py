@@ -206,3 +206,119 @@ def log_seed_model(registered_name: str | None = "SeedRandomForest") -> LoggedMo
         "random-forest-model", info.model_uri, run.info.run_id, local, registered_name,
         version, None,
     )  # fmt: skip
+
+
+# --- native flavors besides sklearn (handler/flavors/*): small, fast, deterministic -----------
+
+
+def _log_flavor(
+    flavor: str,
+    name: str,
+    model: Any,
+    X: Any,
+    y: Any,
+    *,
+    params: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> LoggedModel:
+    """Log ``model`` with ``mlflow.<flavor>.log_model``, signature inferred from ``X``/``y``."""
+    import importlib
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = X[:2] if not isinstance(X, pd.DataFrame) else X.head(2)
+    signature = infer_signature(X, y, params=params)
+    module = importlib.import_module(f"mlflow.{flavor}")
+    with mlflow.start_run() as run:
+        info = module.log_model(
+            model, name=name, signature=signature, input_example=example, **kwargs
+        )
+    local = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    return LoggedModel(name, info.model_uri, run.info.run_id, local, None, None, example)
+
+
+def log_xgb_classifier() -> LoggedModel:
+    """An XGBClassifier on iris (a DataFrame), saved as ubj.
+
+    Its requirements pin ``xgboost`` (what a user who installed xgboost logs), so the build
+    swaps in ``xgboost-cpu``: this venv has the CPU build, which MLflow would record instead.
+    """
+    import xgboost
+
+    X, y = iris_frame()
+    model = xgboost.XGBClassifier(n_estimators=8, max_depth=3, random_state=0).fit(X, y)
+    reqs = [f"xgboost=={xgboost.__version__}", f"numpy=={np.__version__}", "scikit-learn"]
+    return _log_flavor(
+        "xgboost", "xgb_classifier", model, X, model.predict(X), pip_requirements=reqs
+    )
+
+
+def log_xgb_booster() -> LoggedModel:
+    """A raw xgboost Booster (multi:softprob) on a float array: a tensor signature, json,
+    and a params schema (``output_margin``, which Booster.predict takes)."""
+    import xgboost
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(120, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1).astype(int)
+    booster = xgboost.train(
+        {"objective": "multi:softprob", "num_class": 3, "max_depth": 2, "seed": 0},
+        xgboost.DMatrix(X, label=y), num_boost_round=6,
+    )  # fmt: skip
+    proba = booster.predict(xgboost.DMatrix(X))
+    return _log_flavor(
+        "xgboost", "xgb_booster", booster, X, proba, model_format="json",
+        params={"output_margin": False},
+    )  # fmt: skip
+
+
+def log_lgbm_classifier() -> LoggedModel:
+    """An LGBMClassifier on iris (a DataFrame), skops with MLflow's trusted lightgbm types."""
+    import lightgbm
+
+    X, y = iris_frame()
+    model = lightgbm.LGBMClassifier(n_estimators=10, num_leaves=4, verbose=-1).fit(X, y)
+    return _log_flavor("lightgbm", "lgbm_classifier", model, X, model.predict(X))
+
+
+def log_lgb_booster() -> LoggedModel:
+    """A raw lightgbm Booster (regression) on the mixed frame's numeric columns."""
+    import lightgbm
+
+    X, y = mixed_frame()
+    X = X[["age", "income"]].astype("float64")
+    booster = lightgbm.train(
+        {"objective": "regression", "num_leaves": 4, "verbose": -1, "seed": 0},
+        lightgbm.Dataset(X, label=y), num_boost_round=10,
+    )  # fmt: skip
+    return _log_flavor("lightgbm", "lgb_booster", booster, X, booster.predict(X))
+
+
+def log_onnx_classifier() -> LoggedModel:
+    """A LogisticRegression on iris converted by skl2onnx (float input; label and proba out)."""
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = iris_frame()
+    features = X.to_numpy(dtype=np.float32)
+    model = LogisticRegression(max_iter=500).fit(features, y)
+    onx = to_onnx(model, features[:1], options={"zipmap": False}, target_opset=17)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(onx.SerializeToString())
+    outputs = dict(zip(["label", "probabilities"], session.run(None, {"X": features}), strict=True))
+    return _log_flavor("onnx", "onnx_classifier", onx, features, outputs)
+
+
+def log_catboost_classifier() -> LoggedModel:
+    """A CatBoostClassifier on the mixed frame (a string column as a categorical feature)."""
+    import catboost
+
+    X, y = mixed_frame()
+    labels = (y > np.median(y)).astype("int64")
+    model = catboost.CatBoostClassifier(
+        iterations=20, depth=3, random_seed=0, verbose=False, cat_features=["city"],
+        allow_writing_files=False, thread_count=1,
+    ).fit(X, labels)  # fmt: skip
+    return _log_flavor("catboost", "catboost_classifier", model, X, model.predict(X))

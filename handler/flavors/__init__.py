@@ -1,15 +1,20 @@
 """Model loaders, one module per flavor, each importing its library only when called.
 
-Adding a flavor (xgboost, onnx, ...) means one new module here, named after the flavor, with a
-``load(config, model_dir) -> Predictor`` function, and one line in :data:`FLAVORS`, the table
-the build reads too (``packager.inspection`` picks a model's flavor from it).
+Adding a flavor means one new module here, named after the flavor, with a
+``load(config, model_dir) -> Predictor`` function and a ``serialization_format(flavor_conf)``
+function (how the model file is stored, read from the flavor's own MLmodel section, which the
+build records in ``model.json`` as ``flavor_conf``), and one line in :data:`FLAVORS`, the table
+the build reads too (``packager.inspection`` picks a model's flavor from it and calls
+``serialization_format``, so the build and the runtime read the MLmodel keys the same way).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 from ..config import ModelConfig
@@ -22,12 +27,21 @@ class Flavor:
 
     loader_module: str  # MLflow's pyfunc loader for it (recorded in model.json)
     distribution: str  # the library that loads the model, installed into the bundle
+    # The key of the flavor's MLmodel section that records ``distribution``'s version (the
+    # pin when the requirements lack it); None when the recorded version is another library's
+    # (onnx records ``onnx_version``, but the runtime loads with onnxruntime).
+    version_key: str | None = None
 
 
 # Flavor name in the MLmodel -> how it is served. The build reads this table too (which flavor
 # a model has, what to install for it), so adding a flavor is one line here and one module.
+# The MLmodel keys are those of mlflow/<flavor>/__init__.py's ``add_flavor`` call (MLflow 3.17).
 FLAVORS: dict[str, Flavor] = {
-    "sklearn": Flavor(loader_module="mlflow.sklearn", distribution="scikit-learn"),
+    "sklearn": Flavor("mlflow.sklearn", "scikit-learn", "sklearn_version"),
+    "xgboost": Flavor("mlflow.xgboost", "xgboost", "xgb_version"),
+    "lightgbm": Flavor("mlflow.lightgbm", "lightgbm", "lgb_version"),
+    "onnx": Flavor("mlflow.onnx", "onnxruntime"),
+    "catboost": Flavor("mlflow.catboost", "catboost", "catboost_version"),
 }
 
 
@@ -51,13 +65,23 @@ class Predictor(Protocol):
         ...
 
 
-def load_model(config: ModelConfig, model_dir: Path) -> Predictor:
-    """Load the model in ``model_dir`` with the loader of ``config["flavor"]``."""
-    flavor = config["flavor"]
+def flavor_module(flavor: str) -> ModuleType:
+    """The loader module of ``flavor`` (importing it imports no model library)."""
     if flavor not in FLAVORS:
         raise UnknownFlavorError(
             f"no runtime loader for flavor {flavor!r}; supported: {', '.join(sorted(FLAVORS))}"
         )
-    module = importlib.import_module(f".{flavor}", __name__)
+    return importlib.import_module(f".{flavor}", __name__)
+
+
+def serialization_format(flavor: str, flavor_conf: Mapping[str, Any]) -> str:
+    """How a ``flavor`` model's file is stored, from its MLmodel section (ValueError if unknown)."""
+    fmt: str = flavor_module(flavor).serialization_format(flavor_conf)
+    return fmt
+
+
+def load_model(config: ModelConfig, model_dir: Path) -> Predictor:
+    """Load the model in ``model_dir`` with the loader of ``config["flavor"]``."""
+    module = flavor_module(config["flavor"])
     predictor: Predictor = module.load(config, Path(model_dir))
     return predictor

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import pickle
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..config import ModelConfig
 from ..errors import ModelLoadError
 
+# mlflow.sklearn.SUPPORTED_SERIALIZATION_FORMATS; cloudpickle when the MLmodel names none
+SERIALIZATION_FORMATS = ("skops", "pickle", "cloudpickle")
 # mlflow.sklearn._SklearnModelWrapper._SUPPORTED_CUSTOM_PREDICT_FN, plus predict itself
 PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba", "score")
 # sklearn.utils.validation._check_feature_names: "X does not have valid feature names, but
@@ -117,6 +120,40 @@ def force_single_job(model: Any) -> int:
     return changed
 
 
+def serialization_format(flavor_conf: Mapping[str, Any]) -> str:
+    """The MLmodel's ``serialization_format`` (cloudpickle by default, as in MLflow)."""
+    fmt = str(flavor_conf.get("serialization_format") or "cloudpickle")
+    if fmt not in SERIALIZATION_FORMATS:
+        supported = ", ".join(SERIALIZATION_FORMATS)
+        raise ValueError(f"unsupported serialization format {fmt!r}; supported: {supported}")
+    return fmt
+
+
+def read_estimator(path: Path, fmt: str, trusted: list[str]) -> Any:
+    """Unpickle (or skops-load) an estimator as ``mlflow.sklearn._load_model_from_local_file``."""
+    try:
+        return _read(path, fmt, trusted)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # the library's own error, e.g. skops UntrustedTypesFoundException
+        raise ModelLoadError(
+            f"cannot load {str(path)!r} ({fmt}): {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def model_path(config: ModelConfig, model_dir: Path) -> Path:
+    """``config["model_file"]`` inside ``model_dir``; it must exist and stay inside."""
+    root = Path(model_dir).resolve()
+    path = (root / config["model_file"]).resolve()
+    if root not in path.parents:
+        raise ModelLoadError(
+            f"model_file {config['model_file']!r} points outside the model directory"
+        )
+    if not path.is_file():
+        raise ModelLoadError(f"model file {str(path)!r} does not exist")
+    return path
+
+
 def _read(path: Path, fmt: str, trusted: list[str]) -> Any:
     if fmt == "skops":
         import skops.io
@@ -137,23 +174,8 @@ def _read(path: Path, fmt: str, trusted: list[str]) -> Any:
 
 def load(config: ModelConfig, model_dir: Path) -> SklearnPredictor:
     """Load ``config["model_file"]`` from ``model_dir`` and wrap it for scoring."""
-    root = Path(model_dir).resolve()
-    path = (root / config["model_file"]).resolve()
-    if root not in path.parents:
-        raise ModelLoadError(
-            f"model_file {config['model_file']!r} points outside the model directory"
-        )
-    if not path.is_file():
-        raise ModelLoadError(f"model file {str(path)!r} does not exist")
+    path = model_path(config, model_dir)
     fmt = config["serialization_format"]
-    trusted = list(config.get("skops_trusted_types") or [])
-    try:
-        model = _read(path, fmt, trusted)
-    except ModelLoadError:
-        raise
-    except Exception as exc:  # the library's own error, e.g. skops UntrustedTypesFoundException
-        raise ModelLoadError(
-            f"cannot load {str(path)!r} ({fmt}): {type(exc).__name__}: {exc}"
-        ) from exc
+    model = read_estimator(path, fmt, list(config.get("skops_trusted_types") or []))
     force_single_job(model)
     return SklearnPredictor(model, config.get("predict_fn") or "predict")

@@ -162,8 +162,8 @@ def test_n_jobs_forced_to_one_everywhere(tmp_path: Path) -> None:
 
 
 def test_loader_errors(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="no runtime loader for flavor 'onnx'"):
-        load_model(_config(flavor="onnx"), tmp_path)
+    with pytest.raises(ModelLoadError, match="no runtime loader for flavor 'h2o'"):
+        load_model(_config(flavor="h2o"), tmp_path)
     with pytest.raises(ModelLoadError, match="does not exist"):
         load_model(_config(), tmp_path)
     with pytest.raises(ModelLoadError, match="points outside the model directory"):

@@ -400,8 +400,8 @@ def test_default_python_from_training(
 def test_bad_arch_and_flavor() -> None:
     with pytest.raises(DependencyError, match=r"unsupported architecture 'ppc64le'"):
         plan(config(), arch="ppc64le")
-    with pytest.raises(DependencyError, match=r"no run-time library known for flavor 'xgboost'"):
-        plan(config(flavor="xgboost"))
+    with pytest.raises(DependencyError, match=r"no run-time library known for flavor 'h2o'"):
+        plan(config(flavor="h2o"))
     assert plan(config(), arch="aarch64").arch == "arm64"
 
 
@@ -422,3 +422,57 @@ def test_pandas_note_says_why_and_how_to_avoid_it_in_one_line() -> None:
     forced = plan_bundle(unsigned, python="3.11", arch="x86_64", warn=print, force_pandas=True)
     assert forced.pandas_reason == FORCED_PANDAS_REASON
     assert "pandas==3.1.1" in forced.requirements  # the model's own pin
+
+
+# --- CPU twins (Lambda has no GPU) and the native flavors ------------------------------------
+
+# What MLflow 3.17.2 logged for an xgboost Booster in this repo's venv (xgboost-cpu installed:
+# MLflow adds the flavor's default `xgboost` besides the inferred `xgboost-cpu`).
+XGB_REQUIREMENTS = ["mlflow==3.17.2", "numpy==2.4.6", "xgboost-cpu==3.2.0", "xgboost==3.2.0"]
+
+
+def xgb_config(requirements: list[str], version: str = "3.2.0") -> dict[str, Any]:
+    return config(flavor="xgboost", serialization_format="ubj",
+                  flavor_library_version=version, requirements=requirements,
+                  signature={"inputs": TENSOR, "outputs": None, "params": None})  # fmt: skip
+
+
+def test_xgboost_becomes_xgboost_cpu_of_the_same_version_and_says_so() -> None:
+    result = plan(xgb_config(["xgboost==3.2.0", "numpy==2.4.6"]))
+    assert result.requirements == [
+        "mangum>=0.17", "numpy==2.4.6", "starlette>=0.37", "xgboost-cpu==3.2.0",
+    ]  # fmt: skip
+    (swap,) = [d for d in result.dropped if d.requirement == "xgboost==3.2.0"]
+    assert swap.reason == (
+        "Lambda has no GPU: installing its CPU build xgboost-cpu==3.2.0 instead, the same "
+        "library without CUDA and nvidia-nccl"
+    )
+    both = plan(xgb_config(XGB_REQUIREMENTS))  # both names: one pin, the CPU one
+    assert [r for r in both.requirements if r.startswith("xgboost")] == ["xgboost-cpu==3.2.0"]
+
+
+def test_xgboost_without_a_pin_takes_the_mlmodel_version_and_old_versions_stay() -> None:
+    result = plan(xgb_config(["numpy==2.4.6"], version="3.1.2"))
+    assert "xgboost-cpu==3.1.2" in result.requirements
+    old = plan(xgb_config(["xgboost==1.7.6"], version="1.7.6"))  # before xgboost-cpu existed
+    assert "xgboost==1.7.6" in old.requirements
+    assert not any(r.startswith("xgboost-cpu") for r in old.requirements)
+
+
+def test_onnxruntime_gpu_becomes_onnxruntime_and_onnx_keeps_pandas_for_columns() -> None:
+    onnx = config(flavor="onnx", serialization_format="onnx", flavor_library_version=None,
+                  requirements=["onnx==1.23.2", "onnxruntime-gpu==1.32.0"],
+                  signature={"inputs": NUMERIC, "outputs": None, "params": None})  # fmt: skip
+    result = plan(onnx)
+    assert "onnxruntime==1.32.0" in result.requirements
+    assert not any(r.startswith("onnxruntime-gpu") for r in result.requirements)
+    assert (result.needs_pandas, result.pandas_reason) == (
+        True, "an ONNX model answers a DataFrame input with a DataFrame",
+    )  # fmt: skip
+
+
+def test_native_formats_add_no_pickle_loader() -> None:
+    lgb = plan(config(flavor="lightgbm", serialization_format="lgb", flavor_library_version="4.7.0",
+                      requirements=["lightgbm==4.7.0"]))  # fmt: skip
+    assert "lightgbm==4.7.0" in lgb.requirements
+    assert not any(r.startswith(("skops", "cloudpickle")) for r in lgb.requirements)
