@@ -440,7 +440,7 @@ def xgb_config(requirements: list[str], version: str = "3.2.0") -> dict[str, Any
 def test_xgboost_becomes_xgboost_cpu_of_the_same_version_and_says_so() -> None:
     result = plan(xgb_config(["xgboost==3.2.0", "numpy==2.4.6"]))
     assert result.requirements == [
-        "mangum>=0.17", "numpy==2.4.6", "starlette>=0.37", "xgboost-cpu==3.2.0",
+        "mangum>=0.17", "msgspec>=0.18", "numpy==2.4.6", "starlette>=0.37", "xgboost-cpu==3.2.0",
     ]  # fmt: skip
     (swap,) = [d for d in result.dropped if d.requirement == "xgboost==3.2.0"]
     assert swap.reason == (
