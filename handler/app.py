@@ -14,6 +14,11 @@ Without pandas installed (a bundle planned without it), a model whose signature 
 all numeric is scored from a 2-D array in signature order, every input format included (CSV
 through :mod:`handler.csvtable`): scikit-learn turns the DataFrame MLflow would pass into
 the same array (``check_array``), so the predictions are the same.
+
+On the generic path (a predictor with ``parses_requests``, ``flavors/pyfunc.py``) the
+protocol layer is the same, but the signature is MLflow's to enforce: after our content-type
+and JSON shape checks, the body goes to MLflow's own parsers and ``PyFuncModel.predict``
+exactly as MLflow's scoring server passes it (:meth:`Scorer.parse_for_mlflow`).
 """
 
 from __future__ import annotations
@@ -40,8 +45,15 @@ from .errors import (
 from .flavors import Predictor
 from .logs import SCOPE_KEY, AccessLogMiddleware, model_log
 from .params import ParamSchema
-from .parsing import CSV, ParsedRequest, parse_content_type, parse_csv, parse_json
-from .payload import MAX_PAYLOAD_BYTES
+from .parsing import (
+    CSV,
+    ParsedRequest,
+    parse_content_type,
+    parse_csv,
+    parse_json,
+    table_of,
+)
+from .payload import MAX_PAYLOAD_BYTES, Rows
 from .schema import InputSchema
 from .serialize import error_json, predictions_json
 
@@ -79,7 +91,10 @@ class Scorer:
         self.params = ParamSchema(signature["params"])
         self.pandas = pandas_installed() if pandas is None else pandas
         self.array_error: str | None = None  # why the array path cannot score this model
-        if self.pandas or self.inputs.array_dtype is None:
+        self.mlflow_parses = bool(getattr(predictor, "parses_requests", False))
+        if self.mlflow_parses:  # the generic path: MLflow builds the model input
+            self.want_frame = True
+        elif self.pandas or self.inputs.array_dtype is None:
             # pandas there (or needed): a DataFrame unless the model was fitted on arrays
             accepts = getattr(predictor, "accepts_ndarray", False)
             self.want_frame = not (accepts and self.inputs.matrix_dtype is not None)
@@ -107,19 +122,48 @@ class Scorer:
             )
         return parse_json(body)
 
+    def parse_for_mlflow(self, body: bytes, content_type: str | None) -> tuple[Any, Any]:
+        """The generic path: ``(model_input, params)`` as MLflow's scoring server builds them.
+
+        Our checks first (415s, the JSON shape, rows of uneven length: the README's
+        differences hold on both paths), then MLflow's own parser for the model's schema.
+        """
+        predictor: Any = self.predictor
+        if parse_content_type(content_type) == CSV:
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ScoringError.bad_request(
+                    "Invalid input. Ensure that input is a valid UTF-8 encoded string. "
+                    f"Error: {exc}"
+                ) from None
+            return predictor.parse_csv(text), None  # MLflow ignores params with CSV
+        request = parse_json(body)
+        if isinstance(request.payload, Rows):
+            table_of(request.payload)  # FIX: a short row is a 400, not a row padded with NaN
+        return predictor.parse_json(request.fmt, request.raw), request.params
+
     def score(self, body: bytes, content_type: str | None) -> Answer:
         """Parse, enforce the signature, predict and serialize; never raises."""
         rows: int | None = None
         try:
-            request = self.parse(body, content_type)
-            data, rows = self.inputs.enforce(request.payload, want_frame=self.want_frame)
-            params = self.params.enforce(request.params)
-            if params is None and request.params is not None:
-                model_log.info("the model has no params schema; ignoring params %r", request.params)
+            if self.mlflow_parses:
+                data, params = self.parse_for_mlflow(body, content_type)
+                rows = _rows(data)
+            else:
+                request = self.parse(body, content_type)
+                data, rows = self.inputs.enforce(request.payload, want_frame=self.want_frame)
+                params = self.params.enforce(request.params)
+                if params is None and request.params is not None:
+                    model_log.info(
+                        "the model has no params schema; ignoring params %r", request.params
+                    )
             try:
                 if self.array_error is not None:
                     raise ValueError(self.array_error)
                 raw = self.predictor.predict(data, params)
+            except ScoringError:  # the generic path: MLflow's own error code for its checks
+                raise
             except ImportError as exc:  # the bundle lacks a module: ours to fix, not the client's
                 model_log.exception("the model needs a module this bundle does not have")
                 raise ScoringError(
@@ -147,6 +191,13 @@ class Scorer:
             "order instead of a DataFrame; if it selects columns by name, package it with "
             "pandas)"
         )
+
+
+def _rows(data: Any) -> int | None:
+    """Rows of a model input MLflow built (a DataFrame, an array or a list), for the log."""
+    if isinstance(data, dict) or not hasattr(data, "__len__"):
+        return None
+    return len(data)
 
 
 def pandas_installed() -> bool:

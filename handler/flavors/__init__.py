@@ -29,6 +29,9 @@ class Flavor:
 FLAVORS: dict[str, Flavor] = {
     "sklearn": Flavor(loader_module="mlflow.sklearn", distribution="scikit-learn"),
 }
+# Every other model with a python_function flavor: MLflow's own pyfunc loads it from the
+# bundle's mlflow-skinny (the generic path: flavors/pyfunc.py, packager/generic.py).
+GENERIC_FLAVOR = "python_function"
 
 
 class Predictor(Protocol):
@@ -54,7 +57,9 @@ class Predictor(Protocol):
 def load_model(config: ModelConfig, model_dir: Path) -> Predictor:
     """Load the model in ``model_dir`` with the loader of ``config["flavor"]``."""
     flavor = config["flavor"]
-    if flavor not in FLAVORS:
+    if flavor == GENERIC_FLAVOR:  # the generic path
+        flavor = "pyfunc"
+    elif flavor not in FLAVORS:
         raise UnknownFlavorError(
             f"no runtime loader for flavor {flavor!r}; supported: {', '.join(sorted(FLAVORS))}"
         )
