@@ -9,19 +9,27 @@ and run them through the real Lambda runtime emulator.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import subprocess
 import warnings
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mlflow_lambda.handler.app import create_app
 from mlflow_lambda.handler.flavors import GENERIC_FLAVOR, load_model
+from mlflow_lambda.infra.invoke import open_bundle
+from mlflow_lambda.infra.serve import to_event
+from mlflow_lambda.packager.bytecode import find_interpreter
 from mlflow_lambda.packager.inspection import inspect_model
 from tests import mlflow_models as mm
 from tests.generic_corpus import GENERIC_CASES
+from tests.integration.conftest import run_cli
 from tests.integration.test_parity import Reply, outcome, post
 from tests.parity_corpus import Case
 
@@ -176,3 +184,122 @@ def test_nan_prediction_is_null(generic_servers: dict[str, tuple[TestClient, Tes
     theirs, ours = _answers(generic_servers, case)
     assert theirs.text == '{"predictions": [{"0": NaN}]}'  # not JSON (RFC 8259 section 6)
     assert ours.json == {"predictions": [{"0": None}]}
+
+
+# --- packaged for python3.12 and run by the real Lambda runtime ---------------------------
+
+# Top-level modules a generic bundle may load at init and while scoring: ours, the handler's
+# stack, mlflow and what `import mlflow` + load_model + predict pull in, and the custom model's
+# code_paths modules (`utils`, and its own `handler`). Nothing of what the prune removes.
+GENERIC_ALLOWED = {
+    "mlflow_lambda", "mangum", "starlette", "anyio", "idna", "sniffio", "numpy", "pandas",
+    "dateutil", "six", "tzdata", "mlflow", "yaml", "_yaml", "cloudpickle", "google", "click",
+    "pydantic", "pydantic_core", "annotated_types", "annotated_doc", "typing_extensions",
+    "typing_inspection", "fastapi", "opentelemetry", "packaging", "requests", "urllib3",
+    "certifi", "charset_normalizer", "sqlparse", "cachetools", "importlib_metadata", "zipp",
+    "databricks", "utils", "handler", "statsmodels", "scipy", "patsy", "formulaic",
+    "interface_meta", "narwhals", "wrapt", "_cffi_backend",
+}  # fmt: skip
+PRUNED = ("databricks/sdk", "git", "uvicorn", "h11", "cryptography", "google/auth", "dotenv")
+
+_ENTRY_PROBE = """
+import json, os, sys
+sys.path[:0] = [os.environ["ROOT"]]
+import mlflow_lambda.handler.lambda_function as lf
+example = json.load(open(os.path.join(os.environ["ROOT"], "model", "serving_input_example.json")))
+answer = lf.handler(example, None)
+names = {m.split(".")[0] for m in sys.modules if sys.modules[m] is not None}
+user = sys.modules.get("handler")
+print(json.dumps({
+    "answer": answer,
+    "modules": sorted(names - set(sys.stdlib_module_names) - {"__main__", "__mp_main__"}),
+    "user_handler": getattr(user, "__file__", None),
+    "entry": lf.__file__,
+}))
+"""
+
+
+def _package(logged: mm.LoggedModel, cache_dir: Path, root: Path) -> Path:
+    out = root / "out"
+    assert run_cli("package", "-m", logged.local_dir, "-o", out, "--python", "3.12",
+                   "--cache-dir", cache_dir) == 0  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="session")
+def custom_build(
+    custom_model: mm.LoggedModel, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    return _package(custom_model, cache_dir, tmp_path_factory.mktemp("custom-build"))
+
+
+@pytest.fixture(scope="session")
+def ols_build(
+    ols_model: mm.LoggedModel, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    return _package(ols_model, cache_dir, tmp_path_factory.mktemp("ols-build"))
+
+
+def _lambda_reply(fn: Any, case: Case) -> Reply:
+    event = to_event("POST", "/invocations", case.headers(), case.raw_body())
+    result = fn.invoke(event)
+    assert result.ok, (result.error_type, result.error_message)
+    answer = result.json()
+    try:
+        body = json.loads(answer["body"])
+    except ValueError:
+        body = None
+    return Reply(
+        answer["statusCode"], answer["headers"].get("content-type", ""), answer["body"], body
+    )
+
+
+@pytest.mark.parametrize("model", ["custom", "ols"])
+def test_bundle_answers_the_corpus_like_mlflow(
+    model: str,
+    custom_build: Path,
+    ols_build: Path,
+    generic_servers: dict[str, tuple[TestClient, TestClient]],
+) -> None:
+    build = {"custom": custom_build, "ols": ols_build}[model]
+    manifest = json.loads((build / "manifest.json").read_text())
+    assert (manifest["flavor"], manifest["python_version"]) == (GENERIC_FLAVOR, "3.12")
+    assert "mlflow-skinny" in manifest["distributions"]
+    assert "mlflow" not in manifest["distributions"]
+    cases = [c for c in GENERIC_CASES if c.model == model]
+    theirs_client = generic_servers[model][0]
+    with open_bundle(build) as fn:
+        for case in cases:
+            ours = _lambda_reply(fn, case)
+            if case.differs is None:
+                _check_parity(post(theirs_client, case), ours)
+            else:
+                assert outcome(ours) == case.ours, (case.id, ours.text[:300])
+
+
+def test_generic_bundle_imports_only_what_it_serves_with(
+    custom_build: Path, tmp_path: Path
+) -> None:
+    with zipfile.ZipFile(custom_build / "bundle.zip") as zf:
+        names = zf.namelist()
+        zf.extractall(tmp_path)
+    # what mlflow-skinny drags in that a served model never uses is not in the bundle
+    assert not [n for n in names if n.startswith(PRUNED)], sorted(
+        {n.split("/")[0] for n in names if n.startswith(PRUNED)}
+    )
+    python = find_interpreter("3.12")
+    assert python is not None
+    done = subprocess.run(
+        [str(python), "-I", "-S", "-c", _ENTRY_PROBE],
+        env={"ROOT": str(tmp_path), "MODEL_CONFIG": str(tmp_path / "model.json"),
+             "MODEL_DIR": str(tmp_path / "model"), "PATH": "/usr/bin:/bin", "LOG_LEVEL": "WARNING"},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(out["modules"]) <= GENERIC_ALLOWED, sorted(set(out["modules"]) - GENERIC_ALLOWED)
+    assert {"mlflow", "mlflow_lambda", "utils", "handler"} <= set(out["modules"])
+    # the model's code_paths handler.py is the model's `handler`; the entry point is ours
+    assert out["user_handler"] == str(tmp_path / "model" / "code" / "handler.py")
+    assert out["entry"].startswith(str(tmp_path / "mlflow_lambda" / "handler"))
+    assert [row["tag"] for row in out["answer"]["predictions"]] == ["user-handler"] * 2
