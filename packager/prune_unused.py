@@ -58,12 +58,13 @@ UNUSED_DISTS: dict[str, UnusedDist] = {
     # model never reaches. Importing mlflow, loading a model directory with
     # mlflow.pyfunc.load_model and predicting imports none of them (traced in a python3.12
     # bundle; tests/integration/test_generic_bundle.py runs the pruned bundle).
-    "databricks-sdk": UnusedDist(
-        ("mlflow-skinny",),
-        "MLflow imports it only to reach a Databricks workspace (databricks:// URIs, Unity "
-        "Catalog, the telemetry pre-warm, which the handler turns off)",
+    # databricks-sdk itself stays: mlflow.genai.scorers.validation probes
+    # find_spec("databricks.agents") at import, which needs the `databricks` package to exist.
+    "google-auth": UnusedDist(
+        ("databricks-sdk",),
+        "only databricks-sdk's credential providers import it, and only when MLflow talks to a "
+        "Databricks workspace; loading and scoring a model directory never does",
     ),
-    "google-auth": UnusedDist((), "databricks-sdk's Google Cloud credentials"),
     "cryptography": UnusedDist((), "google-auth's request signing"),
     "cffi": UnusedDist((), "cryptography's C bindings"),
     "pycparser": UnusedDist((), "cffi's C parser"),

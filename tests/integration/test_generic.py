@@ -198,9 +198,18 @@ GENERIC_ALLOWED = {
     "typing_inspection", "fastapi", "opentelemetry", "packaging", "requests", "urllib3",
     "certifi", "charset_normalizer", "sqlparse", "cachetools", "importlib_metadata", "zipp",
     "databricks", "utils", "handler", "statsmodels", "scipy", "patsy", "formulaic",
-    "interface_meta", "narwhals", "wrapt", "_cffi_backend",
+    "interface_meta", "narwhals", "wrapt",
 }  # fmt: skip
-PRUNED = ("databricks/sdk", "git", "uvicorn", "h11", "cryptography", "google/auth", "dotenv")
+PRUNED = (
+    "git/",
+    "uvicorn/",
+    "h11/",
+    "cryptography/",
+    "google/auth/",
+    "dotenv/",
+    "cffi/",
+    "_cffi_backend",
+)
 
 _ENTRY_PROBE = """
 import json, os, sys
