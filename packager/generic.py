@@ -103,9 +103,13 @@ def generic_requirements(config: dict[str, Any] | Any) -> list[str]:
 
 def generic_drop_reason(name: str, reason: str | None) -> str | None:
     """``plan``'s reason to leave ``name`` out of a native bundle, as the generic path sees it:
-    ``mlflow`` is replaced by ``mlflow-skinny``, which (with ``mlflow-tracing``) stays."""
+    ``mlflow`` is replaced by ``mlflow-skinny``, which (with ``mlflow-tracing``) stays, and
+    ``pyarrow`` stays when the model lists it (MLflow infers requirements from what loading
+    and predicting imported: the statsmodels OLS's ``load_model`` fails without it)."""
     if name == "mlflow":
         return _REPLACED
     if name in _KEPT:
+        return None
+    if name == "pyarrow":  # the model's own requirement: MLflow saw its loader import it
         return None
     return reason

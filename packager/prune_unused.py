@@ -76,7 +76,7 @@ UNUSED_DISTS: dict[str, UnusedDist] = {
     "gitdb": UnusedDist((), "GitPython's object database"),
     "smmap": UnusedDist((), "gitdb's memory maps"),
     "uvicorn": UnusedDist(
-        ("mlflow-skinny",),
+        ("mlflow-skinny", "fastapi"),  # fastapi: only its `standard` extras
         "the HTTP server of `mlflow models serve`; Lambda calls the handler through Mangum",
     ),
     "h11": UnusedDist((), "uvicorn's HTTP/1.1 parser"),
