@@ -198,7 +198,9 @@ GENERIC_ALLOWED = {
     "typing_inspection", "fastapi", "opentelemetry", "packaging", "requests", "urllib3",
     "certifi", "charset_normalizer", "sqlparse", "cachetools", "importlib_metadata", "zipp",
     "databricks", "utils", "handler", "statsmodels", "scipy", "patsy", "formulaic",
-    "interface_meta", "narwhals", "wrapt",
+    "interface_meta", "narwhals", "wrapt", "pyarrow",
+    # interpreter-internal names: Cython's shared runtime, sysconfig's data module
+    "cython_runtime", "_cyutility", "_sysconfigdata__linux_x86_64-linux-gnu",
 }  # fmt: skip
 PRUNED = (
     "git/",
@@ -306,7 +308,8 @@ def test_generic_bundle_imports_only_what_it_serves_with(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert set(out["modules"]) <= GENERIC_ALLOWED, sorted(set(out["modules"]) - GENERIC_ALLOWED)
+    loaded = {m for m in out["modules"] if not m.startswith("_cython_")}  # _cython_3_2_4 ...
+    assert loaded <= GENERIC_ALLOWED, sorted(loaded - GENERIC_ALLOWED)
     assert {"mlflow", "mlflow_lambda", "utils", "handler"} <= set(out["modules"])
     # the model's code_paths handler.py is the model's `handler`; the entry point is ours
     assert out["user_handler"] == str(tmp_path / "model" / "code" / "handler.py")
