@@ -268,11 +268,10 @@ def _lambda_reply(fn: Any, case: Case) -> Reply:
 @pytest.mark.parametrize("model", ["custom", "ols"])
 def test_bundle_answers_the_corpus_like_mlflow(
     model: str,
-    custom_build: Path,
-    ols_build: Path,
+    request: pytest.FixtureRequest,
     generic_servers: dict[str, tuple[TestClient, TestClient]],
 ) -> None:
-    build = {"custom": custom_build, "ols": ols_build}[model]
+    build: Path = request.getfixturevalue(f"{model}_build")  # only the build this case needs
     manifest = json.loads((build / "manifest.json").read_text())
     assert (manifest["flavor"], manifest["python_version"]) == (GENERIC_FLAVOR, "3.12")
     assert "mlflow-skinny" in manifest["distributions"]
