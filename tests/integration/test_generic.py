@@ -273,7 +273,7 @@ def test_bundle_answers_the_corpus_like_mlflow(
 ) -> None:
     build: Path = request.getfixturevalue(f"{model}_build")  # only the build this case needs
     manifest = json.loads((build / "manifest.json").read_text())
-    assert (manifest["flavor"], manifest["python_version"]) == (GENERIC_FLAVOR, "3.12")
+    assert (manifest["model"]["flavor"], manifest["python_version"]) == (GENERIC_FLAVOR, "3.12")
     assert "mlflow-skinny" in manifest["distributions"]
     assert "mlflow" not in manifest["distributions"]
     cases = [c for c in GENERIC_CASES if c.model == model]
