@@ -18,6 +18,11 @@ all numeric is scored from a 2-D array in signature order, and a model without a
 that was fitted on arrays from a 2-D array in request order, every input format included
 (CSV through :mod:`handler.csvtable`): scikit-learn turns the DataFrame MLflow would pass
 into the same array (``check_array``), so the predictions are the same.
+
+On the generic path (a predictor with ``parses_requests``, ``flavors/pyfunc.py``) the
+protocol layer is the same, but the signature is MLflow's to enforce: after our content-type
+and JSON shape checks, the body goes to MLflow's own parsers and ``PyFuncModel.predict``
+exactly as MLflow's scoring server passes it (:meth:`Scorer.parse_for_mlflow`).
 """
 
 from __future__ import annotations
@@ -45,8 +50,15 @@ from .errors import (
 from .flavors import Predictor
 from .logs import SCOPE_KEY, AccessLogMiddleware, model_log
 from .params import ParamSchema
-from .parsing import CSV, ParsedRequest, parse_content_type, parse_csv, parse_json
-from .payload import MAX_PAYLOAD_BYTES
+from .parsing import (
+    CSV,
+    ParsedRequest,
+    parse_content_type,
+    parse_csv,
+    parse_json,
+    table_of,
+)
+from .payload import MAX_PAYLOAD_BYTES, Rows
 from .schema import InputSchema
 from .serialize import error_json, exception_reason, predictions_json
 
@@ -135,7 +147,10 @@ class Scorer:
         self.params = ParamSchema(signature["params"])
         self.pandas = pandas_installed() if pandas is None else pandas
         self.array_error: str | None = None  # why the array path cannot score this model
-        if not self.pandas and self.inputs.kind == "none":
+        self.mlflow_parses = bool(getattr(predictor, "parses_requests", False))
+        if self.mlflow_parses:  # the generic path: MLflow builds the model input
+            self.want_frame = True
+        elif not self.pandas and self.inputs.kind == "none":
             self.want_frame = False
             self.array_error = _unsigned_array_error(predictor)
         elif self.pandas or self.inputs.array_dtype is None:
@@ -166,21 +181,50 @@ class Scorer:
             )
         return parse_json(body)
 
+    def parse_for_mlflow(self, body: bytes, content_type: str | None) -> tuple[Any, Any]:
+        """The generic path: ``(model_input, params)`` as MLflow's scoring server builds them.
+
+        Our checks first (415s, the JSON shape, rows of uneven length: the README's
+        differences hold on both paths), then MLflow's own parser for the model's schema.
+        """
+        predictor: Any = self.predictor
+        if parse_content_type(content_type) == CSV:
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ScoringError.bad_request(
+                    "Invalid input. Ensure that input is a valid UTF-8 encoded string. "
+                    f"Error: {exc}"
+                ) from None
+            return predictor.parse_csv(text), None  # MLflow ignores params with CSV
+        request = parse_json(body)
+        if isinstance(request.payload, Rows):
+            table_of(request.payload)  # FIX: a short row is a 400, not a row padded with NaN
+        return predictor.parse_json(request.fmt, request.raw), request.params
+
     def score(self, body: bytes, content_type: str | None) -> Answer:
         """Parse, enforce the signature, predict and serialize; never raises."""
         rows: int | None = None
         try:
-            request = self.parse(body, content_type)
-            data, rows = self.inputs.enforce(
-                request.payload, want_frame=self.want_frame, table=request.fmt == CSV
-            )
-            params = self.params.enforce(request.params)
-            if params is None and request.params is not None:
-                model_log.info("the model has no params schema; ignoring params %r", request.params)
+            if self.mlflow_parses:
+                data, params = self.parse_for_mlflow(body, content_type)
+                rows = _rows(data)
+            else:
+                request = self.parse(body, content_type)
+                data, rows = self.inputs.enforce(
+                    request.payload, want_frame=self.want_frame, table=request.fmt == CSV
+                )
+                params = self.params.enforce(request.params)
+                if params is None and request.params is not None:
+                    model_log.info(
+                        "the model has no params schema; ignoring params %r", request.params
+                    )
             try:
                 if self.array_error is not None:
                     raise ValueError(self.array_error)
                 raw = self.predictor.predict(data, params)
+            except ScoringError:  # the generic path: MLflow's own error code for its checks
+                raise
             except ImportError as exc:  # the bundle lacks a module: ours to fix, not the client's
                 model_log.exception("the model needs a module this bundle does not have")
                 raise ScoringError(
@@ -236,6 +280,13 @@ def _unsigned_array_error(predictor: Predictor) -> str | None:
     )
     model_log.warning("every request will fail: %s", message)
     return message
+
+
+def _rows(data: Any) -> int | None:
+    """Rows of a model input MLflow built (a DataFrame, an array or a list), for the log."""
+    if isinstance(data, dict) or not hasattr(data, "__len__"):
+        return None
+    return len(data)
 
 
 def pandas_installed() -> bool:

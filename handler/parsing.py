@@ -47,6 +47,7 @@ class ParsedRequest:
     fmt: str
     payload: Payload
     params: Any = None
+    raw: Any = None  # the format key's value as sent (the generic path hands it to MLflow)
 
 
 def _unsupported(message: str) -> ScoringError:
@@ -117,7 +118,7 @@ def parse_json(body: bytes) -> ParsedRequest:
         payload = _parse_instances(value)
     else:
         payload = _parse_inputs(value)
-    return ParsedRequest(fmt, payload, obj.get(PARAMS_KEY))
+    return ParsedRequest(fmt, payload, obj.get(PARAMS_KEY), value)
 
 
 # msgspec's C decoder reads a 10 000-row body 4-5x faster than ``json.loads`` (bench/jsonlibs.py;

@@ -36,9 +36,10 @@ from typing import Any
 import yaml
 
 from mlflow_lambda.handler.config import MODEL_CONFIG_VERSION, ModelConfig, Signature, sha256_file
-from mlflow_lambda.handler.flavors import FLAVORS, serialization_format
+from mlflow_lambda.handler.flavors import FLAVORS, GENERIC_FLAVOR, serialization_format
 from mlflow_lambda.handler.flavors.sklearn import SERIALIZATION_FORMATS
 from mlflow_lambda.packager.errors import ModelInspectionError, UnsupportedFlavorError
+from mlflow_lambda.packager.generic import generic_fields, is_generic
 
 __all__ = ["SERIALIZATION_FORMATS", "hash_model_files", "inspect_model", "write_model_config"]
 
@@ -68,6 +69,8 @@ def _pick_flavor(flavors: dict[str, Any]) -> str:
     for name in FLAVORS:
         if name in flavors:
             return name
+    if is_generic(flavors):  # MLflow's own pyfunc serves it (packager/generic.py)
+        return GENERIC_FLAVOR
     pyfunc = flavors.get("python_function") or {}
     loader = pyfunc.get("loader_module")
     found = sorted(k for k in flavors if k != "python_function")
@@ -124,9 +127,30 @@ def inspect_model(model_dir: Path) -> ModelConfig:
     mlmodel = _load_mlmodel(model_dir)
     flavors: dict[str, Any] = mlmodel["flavors"]
     flavor = _pick_flavor(flavors)
+    pyfunc = flavors.get("python_function") or {}
+    if flavor == GENERIC_FLAVOR:  # the generic path (packager/generic.py)
+        specific = {**generic_fields(model_dir, flavors), "flavor_conf": {}}
+    else:
+        specific = _native_fields(model_dir, flavors, flavor)
+    config: ModelConfig = {
+        "config_version": MODEL_CONFIG_VERSION,
+        **specific,  # type: ignore[typeddict-item]
+        "python_version": pyfunc.get("python_version"),
+        "mlflow_version": mlmodel.get("mlflow_version"),
+        "run_id": mlmodel.get("run_id"),
+        "model_id": mlmodel.get("model_id"),
+        "requirements": _read_requirements(model_dir),
+        "signature": _parse_signature(mlmodel.get("signature")),
+        "input_example": _read_input_example(model_dir, mlmodel),
+        "files": hash_model_files(model_dir),
+    }
+    return config
+
+
+def _native_fields(model_dir: Path, flavors: dict[str, Any], flavor: str) -> dict[str, Any]:
+    """The flavor-specific keys of ``model.json`` for a flavor with a native loader."""
     conf = flavors[flavor] or {}
     pyfunc = flavors.get("python_function") or {}
-
     try:
         fmt = serialization_format(flavor, conf)
     except ValueError as exc:
@@ -147,9 +171,7 @@ def inspect_model(model_dir: Path) -> ModelConfig:
         raise UnsupportedFlavorError(
             f"models logged with code_paths ({conf['code']!r}) are not supported yet"
         )
-
-    config: ModelConfig = {
-        "config_version": MODEL_CONFIG_VERSION,
+    return {
         "flavor": flavor,
         "loader_module": pyfunc.get("loader_module", FLAVORS[flavor].loader_module),
         "model_file": model_file,
@@ -157,17 +179,8 @@ def inspect_model(model_dir: Path) -> ModelConfig:
         "flavor_conf": dict(conf),
         "skops_trusted_types": list(conf.get("skops_trusted_types") or []),
         "predict_fn": pyfunc.get("predict_fn") or "predict",
-        "python_version": pyfunc.get("python_version"),
-        "mlflow_version": mlmodel.get("mlflow_version"),
         "flavor_library_version": _library_version(flavor, conf),
-        "run_id": mlmodel.get("run_id"),
-        "model_id": mlmodel.get("model_id"),
-        "requirements": _read_requirements(model_dir),
-        "signature": _parse_signature(mlmodel.get("signature")),
-        "input_example": _read_input_example(model_dir, mlmodel),
-        "files": hash_model_files(model_dir),
     }
-    return config
 
 
 def write_model_config(model_dir: Path, dest: Path) -> ModelConfig:

@@ -239,7 +239,8 @@ def _check_installed(
                 f"pip installed {got} for {line!r} on {spec.describe()}; "
                 "the bundle must carry the version the plan pins"
             )
-    if "pyarrow" in installed:
+    asked = {canonicalize_name(Requirement(line).name) for line in plan.requirements}
+    if "pyarrow" in installed and "pyarrow" not in asked:  # the generic path may ask for it
         wanted_by = sorted(
             name
             for name, dist in installed.items()

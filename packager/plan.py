@@ -18,9 +18,11 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from mlflow_lambda.handler.flavors import FLAVORS
+from mlflow_lambda.handler.flavors import FLAVORS, GENERIC_FLAVOR
 from mlflow_lambda.handler.payload import DF_RECORDS, DF_SPLIT, INPUTS, INSTANCES, PARAMS_KEY
 from mlflow_lambda.packager.errors import DependencyError
+from mlflow_lambda.packager.generic import PANDAS_REASON as GENERIC_PANDAS_REASON
+from mlflow_lambda.packager.generic import generic_drop_reason, generic_requirements
 from mlflow_lambda.packager.platforms import (
     SUPPORTED_PYTHONS,
     Target,
@@ -333,6 +335,8 @@ def _runtime_requirements(
     config: Mapping[str, Any], needs_pandas: bool, model_names: Iterable[str]
 ) -> list[str]:
     flavor = config.get("flavor")
+    if flavor == GENERIC_FLAVOR:  # MLflow's own pyfunc (packager/generic.py)
+        return [*RUNTIME_REQUIREMENTS, PANDAS_REQUIREMENT, *generic_requirements(config)]
     if flavor not in FLAVORS:
         raise DependencyError(
             f"no run-time library known for flavor {flavor!r}; supported: {', '.join(FLAVORS)}"
@@ -415,6 +419,9 @@ def plan_bundle(
     if force_pandas and not needs_pandas:
         needs_pandas = True
         pandas_reason = force_pandas if isinstance(force_pandas, str) else FORCED_PANDAS_REASON
+    generic = config.get("flavor") == GENERIC_FLAVOR  # the generic path: packager/generic.py
+    if generic:
+        needs_pandas, pandas_reason = True, GENERIC_PANDAS_REASON
 
     merged: dict[str, _Merged] = {}
     dropped: list[Dropped] = []
@@ -425,6 +432,8 @@ def plan_bundle(
             dropped.append(Dropped(line, f"its marker does not hold on {target.describe()}"))
             continue
         reason = _drop_reason(name, needs_pandas, pandas_reason)
+        if generic:
+            reason = generic_drop_reason(name, reason)
         if reason is not None:
             dropped.append(Dropped(line, reason))
             continue
@@ -435,13 +444,15 @@ def plan_bundle(
         req = Requirement(line)
         merged.setdefault(canonicalize_name(req.name), _Merged(req.name)).add(req, "runtime")
 
-    version = config.get("flavor_library_version")
-    flavor_dist = canonicalize_name(FLAVORS[str(config.get("flavor"))].distribution)
-    if version and not merged[flavor_dist].specifier.contains(version, prereleases=True):
-        warn(
-            f"the model was saved with {flavor_dist} {version} but its requirements ask for "
-            f"{flavor_dist}{merged[flavor_dist].specifier}; installing the requirements' version"
-        )
+    version = config.get("flavor_library_version") if not generic else None
+    if version:
+        flavor_dist = canonicalize_name(FLAVORS[str(config.get("flavor"))].distribution)
+        if not merged[flavor_dist].specifier.contains(version, prereleases=True):
+            warn(
+                f"the model was saved with {flavor_dist} {version} but its requirements ask "
+                f"for {flavor_dist}{merged[flavor_dist].specifier}; installing the "
+                "requirements' version"
+            )
 
     _use_cpu_twins(merged, dropped, target)
     requirements = [merged[name].render(target) for name in sorted(merged)]

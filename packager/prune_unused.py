@@ -54,6 +54,33 @@ UNUSED_DISTS: dict[str, UnusedDist] = {
         "which loads the model, never imports it (tests/integration/test_prune_dists.py)",
     ),
     "wcwidth": UnusedDist((), "prettytable's only requirement: terminal cell widths for tables"),
+    # The generic path (packager/generic.py): what mlflow-skinny requires for features a served
+    # model never reaches. Importing mlflow, loading a model directory with
+    # mlflow.pyfunc.load_model and predicting imports none of them (traced in a python3.12
+    # bundle; tests/integration/test_generic_bundle.py runs the pruned bundle).
+    # databricks-sdk itself stays: mlflow.genai.scorers.validation probes
+    # find_spec("databricks.agents") at import, which needs the `databricks` package to exist.
+    "google-auth": UnusedDist(
+        ("databricks-sdk",),
+        "only databricks-sdk's credential providers import it, and only when MLflow talks to a "
+        "Databricks workspace; loading and scoring a model directory never does",
+    ),
+    "cryptography": UnusedDist((), "google-auth's request signing"),
+    "cffi": UnusedDist((), "cryptography's C bindings"),
+    "pycparser": UnusedDist((), "cffi's C parser"),
+    "pyasn1-modules": UnusedDist((), "google-auth's ASN.1 key formats"),
+    "pyasn1": UnusedDist((), "pyasn1-modules' ASN.1 codec"),
+    "gitpython": UnusedDist(
+        ("mlflow-skinny",), "MLflow records a run's git commit with it, at logging time"
+    ),
+    "gitdb": UnusedDist((), "GitPython's object database"),
+    "smmap": UnusedDist((), "gitdb's memory maps"),
+    "uvicorn": UnusedDist(
+        ("mlflow-skinny", "fastapi"),  # fastapi: only its `standard` extras
+        "the HTTP server of `mlflow models serve`; Lambda calls the handler through Mangum",
+    ),
+    "h11": UnusedDist((), "uvicorn's HTTP/1.1 parser"),
+    "python-dotenv": UnusedDist(("mlflow-skinny",), "read only by MLflow's command line"),
 }
 
 TOKEN = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")

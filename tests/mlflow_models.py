@@ -322,3 +322,125 @@ def log_catboost_classifier() -> LoggedModel:
         allow_writing_files=False, thread_count=1,
     ).fit(X, labels)  # fmt: skip
     return _log_flavor("catboost", "catboost_classifier", model, X, model.predict(X))
+
+
+# --- the generic path: models MLflow's own pyfunc loads (handler/flavors/pyfunc.py) ---------
+
+# The code_paths of the custom model: a helper module named like a user's own ``utils.py``, and
+# a ``handler.py`` that must never shadow our runtime (``mlflow_lambda.handler``) in a bundle.
+CUSTOM_UTILS = '''
+"""The custom model's code (logged as code_paths): reads its artifact, scores rows."""
+import json
+
+import mlflow.pyfunc
+import pandas as pd
+
+
+def read_weights(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+class AffineModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        import handler  # the user's own handler.py, from code_paths
+
+        self.weights = read_weights(context.artifacts["weights"])
+        self.tag = handler.TAG
+
+    def predict(self, context, model_input, params=None):
+        if (model_input["age"] < 0).any():
+            raise ValueError("age must not be negative")
+        w = self.weights
+        scale = (params or {}).get("scale", 1.0)
+        city = model_input["city"].map(w["city"]).astype("float64").fillna(0.0)
+        score = (model_input["age"] * w["age"] + model_input["income"] * w["income"] + city)
+        return pd.DataFrame({"score": score * scale, "tag": self.tag})
+'''
+CUSTOM_HANDLER = '''
+"""A user's own handler.py: importable by the model, never by Lambda's entry point."""
+TAG = "user-handler"
+
+
+def handler(event, context):
+    raise RuntimeError("the user's handler.py was called instead of mlflow-lambda's")
+'''
+CUSTOM_FROM_CODE = """
+import mlflow
+from utils import AffineModel
+
+mlflow.models.set_model(AffineModel())
+"""
+CUSTOM_WEIGHTS = {"age": 10.0, "income": 0.001, "city": {"paris": 5.0, "lyon": 1.0, "nice": 3.0}}
+
+
+def _custom_files(root: Path) -> tuple[dict[str, str], list[str]]:
+    """The custom model's artifact and code_paths, written under ``root``."""
+    import json
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "weights.json").write_text(json.dumps(CUSTOM_WEIGHTS))
+    (root / "utils.py").write_text(CUSTOM_UTILS)
+    (root / "handler.py").write_text(CUSTOM_HANDLER)
+    (root / "model_code.py").write_text(CUSTOM_FROM_CODE)
+    artifacts = {"weights": str(root / "weights.json")}
+    return artifacts, [str(root / "utils.py"), str(root / "handler.py")]
+
+
+def log_custom_pyfunc(root: Path, *, from_code: bool = False) -> LoggedModel:
+    """A custom ``PythonModel`` (pickled, or models-from-code) with an artifact file, a params
+    schema, and code_paths ``utils.py`` and ``handler.py``; it answers a DataFrame."""
+    import sys
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    artifacts, code_paths = _custom_files(root)
+    X, _ = mixed_frame()
+    example = X.head(2)
+    sys.path.insert(0, str(root))  # pickled by reference to `utils`, as a user's code would be
+    try:
+        import utils  # type: ignore[import-not-found]
+
+        model = utils.AffineModel()
+        model.weights, model.tag = CUSTOM_WEIGHTS, "user-handler"
+        signature = infer_signature(X, model.predict(None, X), params={"scale": 1.0})
+        name = "custom_from_code" if from_code else "custom"
+        with mlflow.start_run() as run:
+            info = mlflow.pyfunc.log_model(
+                name=name,
+                python_model=str(root / "model_code.py") if from_code else model,
+                artifacts=artifacts,
+                code_paths=code_paths,
+                signature=signature,
+                input_example=example,
+            )
+    finally:
+        sys.path.remove(str(root))
+        for module in ("utils", "handler"):
+            sys.modules.pop(module, None)
+    local = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    return LoggedModel(name, info.model_uri, run.info.run_id, local, None, None, example)
+
+
+def log_statsmodels_ols() -> LoggedModel:
+    """A statsmodels OLS on a constant and two double columns (``mlflow.statsmodels``)."""
+    import mlflow
+    import statsmodels.api as sm
+    from mlflow.models import infer_signature
+
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame({"x1": rng.normal(size=60), "x2": rng.normal(size=60)})
+    X = sm.add_constant(X)
+    y = 1.5 + 2.0 * X["x1"] - X["x2"] + rng.normal(scale=0.1, size=60)
+    results = sm.OLS(y, X).fit()
+    example = X.head(2)
+    with mlflow.start_run() as run:
+        info = mlflow.statsmodels.log_model(
+            results,
+            name="ols",
+            signature=infer_signature(X, results.predict(X)),
+            input_example=example,
+        )
+    local = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    return LoggedModel("ols", info.model_uri, run.info.run_id, local, None, None, example)

@@ -43,6 +43,9 @@ FLAVORS: dict[str, Flavor] = {
     "onnx": Flavor("mlflow.onnx", "onnxruntime"),
     "catboost": Flavor("mlflow.catboost", "catboost", "catboost_version"),
 }
+# Every other model with a python_function flavor: MLflow's own pyfunc loads it from the
+# bundle's mlflow-skinny (the generic path: flavors/pyfunc.py, packager/generic.py).
+GENERIC_FLAVOR = "python_function"
 
 
 class Predictor(Protocol):
@@ -67,7 +70,9 @@ class Predictor(Protocol):
 
 def flavor_module(flavor: str) -> ModuleType:
     """The loader module of ``flavor`` (importing it imports no model library)."""
-    if flavor not in FLAVORS:
+    if flavor == GENERIC_FLAVOR:  # the generic path: MLflow's own pyfunc (flavors/pyfunc.py)
+        flavor = "pyfunc"
+    elif flavor not in FLAVORS:
         raise UnknownFlavorError(
             f"no runtime loader for flavor {flavor!r}; supported: {', '.join(sorted(FLAVORS))}"
         )
