@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -47,7 +47,9 @@ class ParsedRequest:
     fmt: str
     payload: Payload
     params: Any = None
-    raw: Any = None  # the format key's value as sent (the generic path hands it to MLflow)
+    # the format key's value as sent (the generic path hands it to MLflow); not part of what
+    # the request means, so not of equality
+    raw: Any = field(default=None, compare=False)
 
 
 def _unsupported(message: str) -> ScoringError:

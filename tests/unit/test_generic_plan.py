@@ -105,6 +105,7 @@ def test_generic_plan_swaps_mlflow_for_skinny_and_keeps_pandas() -> None:
     assert plan.requirements == [
         "mangum>=0.17",
         "mlflow-skinny==3.17.2",
+        "msgspec>=0.18",
         "numpy==2.4.6",
         "pandas==3.1.1",
         "pyarrow==25.0.1",
