@@ -109,7 +109,7 @@ def run_local(
     config: Mapping[str, str] | None = None,
 ) -> None:
     """Build the model like ``create`` would and serve it on 127.0.0.1 (``-C port=5000``)."""
-    from mlflow_lambda.infra.serve import serve_bundle
+    from mlflow_lambda.infra.serve import bind, serve_bundle
     from mlflow_lambda.packager.build import serve_cache_dir
 
     _check_flavor(flavor)
@@ -117,8 +117,12 @@ def run_local(
     port = int(config.pop("port", "5000"))
     cfg = _check_config(config)
     outdir = Path(cfg.get("outdir") or serve_cache_dir(model_uri, cfg.get("arch", "x86_64")))
-    _default_build(_build_options(model_uri, outdir, cfg))
-    serve_bundle(outdir, host="127.0.0.1", port=port)
+    try:
+        server = bind("127.0.0.1", port)  # a busy port fails before the build
+        _default_build(_build_options(model_uri, outdir, cfg))
+        serve_bundle(outdir, host="127.0.0.1", port=port, server=server)
+    except MlflowLambdaError as exc:
+        raise MlflowException(str(exc), INVALID_PARAMETER_VALUE) from None
 
 
 def _check_flavor(flavor: str | None) -> None:

@@ -159,10 +159,18 @@ class _Handler(KeepAliveHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    fn: LocalLambda  # set by make_server, or by serve_bundle once the bundle is open
 
-    def __init__(self, addr: tuple[str, int], fn: LocalLambda, max_body: int, quiet: bool) -> None:
-        super().__init__(addr, _Handler)
-        self.fn, self.max_body_bytes, self.quiet = fn, max_body, quiet
+    def __init__(self, addr: tuple[str, int], max_body: int, quiet: bool) -> None:
+        try:
+            super().__init__(addr, _Handler)
+        except OSError as exc:  # EADDRINUSE, EACCES (a port below 1024), EADDRNOTAVAIL
+            host, port = addr
+            raise LocalInvokeError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; stop what uses port "
+                f"{port} or choose another with -p/--port"
+            ) from None
+        self.max_body_bytes, self.quiet = max_body, quiet
 
     def say(self, line: str) -> None:
         if not self.quiet:
@@ -178,7 +186,23 @@ def make_server(
     quiet: bool = False,
 ) -> ThreadingHTTPServer:
     """An HTTP server (not yet serving) that forwards every request to ``fn``."""
-    return _Server((host, port), fn, max_body_bytes, quiet)
+    server = bind(host, port, max_body_bytes=max_body_bytes, quiet=quiet)
+    server.fn = fn
+    return server
+
+
+def bind(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    max_body_bytes: int = MAX_PAYLOAD_BYTES,
+    quiet: bool = False,
+) -> _Server:
+    """Bind ``host:port`` now, before anything slow, so a busy port fails at once.
+
+    Raises :class:`LocalInvokeError` (one line, naming the port) when the port is taken.
+    """
+    return _Server((host, port), max_body_bytes, quiet)
 
 
 def serve_bundle(
@@ -194,17 +218,39 @@ def serve_bundle(
     on_ready: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
     quiet: bool = False,
+    server: _Server | None = None,
 ) -> None:
     """Serve the bundle in ``outdir`` on ``host:port`` until Ctrl-C, SIGTERM or ``stop`` is set.
 
-    With ``warm``, a ``GET /ping`` cold-starts the function first, so an import error stops
-    ``serve`` at once (LocalInvokeError) instead of failing the first request.
+    The port is bound first (or ``server``, from :func:`bind`, is used), so a busy port fails
+    before the bundle is opened. With ``warm``, a ``GET /ping`` cold-starts the function
+    first, so an import error stops ``serve`` at once (LocalInvokeError) instead of failing
+    the first request.
     """
 
     def sink(line: str) -> None:
         if not quiet:
             print(line, file=sys.stderr, flush=True)
 
+    bound = server or bind(host, port, quiet=quiet)
+    try:
+        _serve(outdir, bound, sink, emulator, memory_mb, timeout_s, env, warm, on_ready, stop)
+    finally:
+        bound.server_close()
+
+
+def _serve(
+    outdir: Path,
+    server: _Server,
+    sink: Callable[[str], None],
+    emulator: str,
+    memory_mb: int | None,
+    timeout_s: int | None,
+    env: Mapping[str, str] | None,
+    warm: bool,
+    on_ready: Callable[[str], None] | None,
+    stop: threading.Event | None,
+) -> None:
     with open_bundle(
         outdir, emulator=emulator, memory_mb=memory_mb, timeout_s=timeout_s, env=env,
         log_sink=sink,
@@ -216,8 +262,9 @@ def serve_bundle(
             if not result.ok:
                 raise LocalInvokeError(describe_failure(result, fn.timeout_s))
             sink(format_report(result))
-        server = make_server(fn, host, port, quiet=quiet)
-        url = f"http://{host}:{server.server_address[1]}"
+        server.fn = fn
+        host, port = server.server_address[:2]
+        url = f"http://{host}:{port}"
         sink(f"serving {outdir} on {url} ({fn.emulator}); Ctrl-C to stop")
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         previous = _on_sigterm()
@@ -232,7 +279,6 @@ def serve_bundle(
             sink("shutting down")
         finally:
             server.shutdown()
-            server.server_close()
             thread.join(timeout=10)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
