@@ -18,8 +18,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from click import ClickException
 from mlflow.deployments import BaseDeploymentClient, PredictionsResponse
-from mlflow.exceptions import MlflowException
+from mlflow.exceptions import MlflowException as _MlflowException
 from mlflow.protos.databricks_pb2 import (
     INVALID_PARAMETER_VALUE,
     RESOURCE_ALREADY_EXISTS,
@@ -44,6 +45,15 @@ CONFIG_KEYS: dict[str, str] = {
     "tracking_uri": "MLflow tracking URI to resolve models:/ and runs:/ [default: env]",
     "outdir": "keep the build here instead of a temporary directory",
 }
+
+
+class MlflowException(_MlflowException, ClickException):  # type: ignore[misc]
+    """MLflow's ``MlflowException``, that MLflow's CLI prints as one line.
+
+    ``mlflow deployments`` lets a plugin's exceptions escape as a full traceback; click, which
+    runs that CLI, prints a ``ClickException`` as ``Error: <message>`` and exits 1. Python
+    callers still catch ``mlflow.exceptions.MlflowException`` (with its error code).
+    """
 
 
 class Deployer(Protocol):
