@@ -234,7 +234,8 @@ def serve_bundle(
 
     bound = server or bind(host, port, quiet=quiet)
     try:
-        _serve(outdir, bound, sink, emulator, memory_mb, timeout_s, env, warm, on_ready, stop)
+        url = f"http://{host}:{bound.server_address[1]}"
+        _serve(outdir, bound, url, sink, emulator, memory_mb, timeout_s, env, warm, on_ready, stop)
     finally:
         bound.server_close()
 
@@ -242,6 +243,7 @@ def serve_bundle(
 def _serve(
     outdir: Path,
     server: _Server,
+    url: str,
     sink: Callable[[str], None],
     emulator: str,
     memory_mb: int | None,
@@ -263,8 +265,6 @@ def _serve(
                 raise LocalInvokeError(describe_failure(result, fn.timeout_s))
             sink(format_report(result))
         server.fn = fn
-        host, port = server.server_address[:2]
-        url = f"http://{host}:{port}"
         sink(f"serving {outdir} on {url} ({fn.emulator}); Ctrl-C to stop")
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         previous = _on_sigterm()
