@@ -4,12 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv browser test lint typecheck demo bench clean
+.PHONY: venv browser test test-fast lint typecheck demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# setuptools says "Editable installation ... folders with the same name as your package may
+	# take precedence" for every editable install that needs its import finder (ours maps
+	# mlflow_lambda to the repository root); it is information, not a problem, so only it is muted.
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -23,8 +26,16 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
+# The suite waits on subprocesses (pip, the Lambda emulator, MLflow's server) more than it
+# computes, so it runs on one worker per core (pytest-xdist); --dist loadfile keeps a module's
+# tests, and the module-scoped servers and bundles they share, on one worker.
+TEST_WORKERS ?= auto
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+# Unit tests only: no bundles built, no servers; under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m 'not integration' tests/unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

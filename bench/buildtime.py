@@ -10,6 +10,9 @@ the real pyenv so the target-version interpreter for bytecode is still found.
 * ``wheels_cached``: the wheel cache from the cold build kept, the prepared-deps cache removed
   (install, prune, compile and check run again, offline).
 * ``warm``: both caches kept: a rebuild of the same model.
+* ``warm_import_check``: of each warm rebuild, the seconds of the build's own import check
+  (the bundle imported and scoring in a fresh target Python): the floor under which no
+  caching can bring a build that checks its bundle. Read from the CLI's timestamped lines.
 
 ``run`` times all three (x86_64); ``warm_only`` fills the caches once, untimed, then times warm
 rebuilds only (arm64: issue #3's "rebuild from a warm cache in under 15 s, the same for arm64").
@@ -17,7 +20,9 @@ rebuilds only (arm64: issue #3's "rebuild from a warm cache in under 15 s, the s
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,7 +55,20 @@ def _argv(model_uri: str, outdir: Path, bundle: Bundle) -> list[str]:
     return [sys.executable, "-c", _CHILD, model_uri, str(outdir), bundle.arch, bundle.bytecode_mode]
 
 
-def _timed(argv: list[str], home: Path) -> float:
+_STAMP = re.compile(r"^\[\s*(?P<s>[0-9.]+)s\] (?P<what>.*)$")
+_CHECK = "checking that the bundle imports"
+
+
+def import_check_seconds(stderr: str) -> float | None:
+    """From ``package``'s ``[ 12.3s] step`` lines: the import check's start to the next step."""
+    stamps = [(float(m["s"]), m["what"]) for m in map(_STAMP.match, stderr.splitlines()) if m]
+    for (at, what), (after, _) in itertools.pairwise(stamps):
+        if what.startswith(_CHECK):
+            return after - at
+    return None
+
+
+def _timed(argv: list[str], home: Path, checks: list[float] | None = None) -> float:
     env = dict(os.environ)
     env.pop("XDG_CACHE_HOME", None)
     env["PYENV_ROOT"] = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
@@ -60,6 +78,9 @@ def _timed(argv: list[str], home: Path) -> float:
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:4])} failed:\n{done.stderr[-2000:]}")
+    check = import_check_seconds(done.stderr)
+    if checks is not None and check is not None:
+        checks.append(check)
     return elapsed
 
 
@@ -74,7 +95,12 @@ def run(
     model_uri: str, bundle: Bundle, *, cold_runs: int, warm_runs: int, say: Callable[[str], None]
 ) -> dict[str, Any]:
     """Seconds per build: ``cold`` (fresh caches), ``wheels_cached`` and ``warm``."""
-    out: dict[str, list[float]] = {"cold": [], "wheels_cached": [], "warm": []}
+    out: dict[str, list[float]] = {
+        "cold": [],
+        "wheels_cached": [],
+        "warm": [],
+        "warm_import_check": [],
+    }
     with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
         home = Path(tmp) / "home"
         outdir = Path(tmp) / "out"
@@ -89,7 +115,9 @@ def run(
         for i in range(warm_runs):
             shutil.rmtree(deps_cache, ignore_errors=True)
             out["wheels_cached"].append(_timed(_argv(model_uri, outdir, bundle), home))
-            out["warm"].append(_timed(_argv(model_uri, outdir, bundle), home))
+            out["warm"].append(
+                _timed(_argv(model_uri, outdir, bundle), home, out["warm_import_check"])
+            )
             say(
                 f"  build {i + 1}/{warm_runs}: wheels cached {out['wheels_cached'][-1]:.1f} s, "
                 f"warm {out['warm'][-1]:.1f} s"
@@ -110,10 +138,12 @@ def warm_only(
 ) -> dict[str, Any]:
     """Seconds per ``warm`` rebuild for ``bundle.arch``; one untimed build fills the caches."""
     warm: list[float] = []
+    checks: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
         home, outdir = Path(tmp) / "home", Path(tmp) / "out"
         _fill(model_uri, outdir, bundle, home, say)
         for i in range(runs):
-            warm.append(_timed(_argv(model_uri, outdir, bundle), home))
+            warm.append(_timed(_argv(model_uri, outdir, bundle), home, checks))
             say(f"  build {bundle.arch} {i + 1}/{runs}: warm {warm[-1]:.1f} s")
-    return {"seconds": {"warm": warm}, "command": command(model_uri, bundle), "arch": bundle.arch}
+    seconds = {"warm": warm, "warm_import_check": checks}
+    return {"seconds": seconds, "command": command(model_uri, bundle), "arch": bundle.arch}

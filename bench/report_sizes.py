@@ -110,6 +110,7 @@ _BUILD_LABELS = {
     "cold": "cold (every cache empty)",
     "wheels_cached": "wheels cached, deps rebuilt",
     "warm": "warm (prepared-deps cache hit)",
+    "warm_import_check": "of which the import check (the floor of a warm rebuild)",
 }
 
 

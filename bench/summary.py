@@ -153,7 +153,7 @@ def goals(model: str, c: dict[str, Any], w: dict[str, Any], m: dict[str, Any]) -
 ARCHES = ("x86_64", "arm64")
 VARIANTS = {"bundle": "default", "slim": "--trim --strip"}
 SIZE_LIMITS = {"unzipped_bytes": ("unzipped", 160.0), "zipped_bytes": ("zip", 50.0)}
-WARM_REBUILD_S = 15.0
+WARM_REBUILD_S = 8.0  # issue 13: a warm rebuild of the README example in at most 8 s
 MB = 1024 * 1024
 
 
@@ -181,16 +181,16 @@ def build_by_arch(build: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_goals(raw: dict[str, Any], stats: dict[str, Any]) -> list[Goal]:
-    """Per architecture: the median warm rebuild (``stats`` of the ``raw`` builds) under 15 s."""
+    """Per architecture: the median warm rebuild (``stats`` of the ``raw`` builds) within 8 s."""
     out = []
     for arch in ARCHES:
         warm = stats.get(arch, {}).get("warm")
         model = raw.get(arch, {}).get("model", "readme")
         out.append(Goal(
-            f"{model} {arch} (default)", "warm rebuild", f"warm rebuild < {WARM_REBUILD_S:.0f} s",
+            f"{model} {arch} (default)", "warm rebuild", f"warm rebuild <= {WARM_REBUILD_S:.0f} s",
             None if warm is None else warm["median"], WARM_REBUILD_S,
             "median rebuild of the same model, prepared-deps cache hit, CLI in a fresh process"
-            + (f" (n={warm['n']})" if warm else ""), unit="s", strict=True,
+            + (f" (n={warm['n']})" if warm else ""), unit="s", strict=False,
         ))  # fmt: skip
     return out
 

@@ -1,9 +1,12 @@
 """The request log: one JSON line per request through the ``logging`` module.
 
-Loggers live under ``mlflow_lambda`` (the entry module sets that logger's level). Nothing is
-configured here at import; Lambda's runtime attaches its own handler to the root logger and
-adds the request id. Tracebacks of model errors go to ``mlflow_lambda.model``, never to
-the client.
+Loggers live under ``mlflow_lambda`` (the entry module sets that logger's level). No handler
+is configured here; Lambda's runtime attaches its own to the root logger and adds the request
+id. Tracebacks of model errors go to ``mlflow_lambda.model``, never to the client, and each
+record there is one JSON line with the traceback inside it: Lambda's text format ends the
+*message* with a newline (``awslambdaric.bootstrap``: ``"...%(message)s\n"``), and logging
+appends a traceback after it with none, so the next record would start on the traceback's
+last line (and CloudWatch would split one error over many events).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import traceback
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +24,29 @@ model_log = logging.getLogger("mlflow_lambda.model")
 
 # scope key where /invocations leaves what the access log reports (rows, error_code)
 SCOPE_KEY = "mlflow_lambda"
+
+
+class OneLineExceptions(logging.Filter):
+    """Fold a record's traceback into its message as one JSON line (see the module docstring).
+
+    A filter on our own logger runs before any handler, whichever handler Lambda attached.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg = json.dumps(
+                {
+                    "message": record.getMessage(),
+                    "error": f"{type(error).__name__}: {error}".splitlines()[0],
+                    "traceback": "".join(traceback.format_exception(error)).rstrip("\n"),
+                }
+            )
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+model_log.addFilter(OneLineExceptions())
 
 
 def request_line(

@@ -284,10 +284,11 @@ def serve(
     Each request becomes an API Gateway HTTP API event run by the same emulator as
     `invoke`, so what answers here is what answers on Lambda (6 MB payload limit included).
     """
-    from mlflow_lambda.infra.serve import serve_bundle
+    from mlflow_lambda.infra.serve import bind, serve_bundle
 
     if (outdir is None) == (model_uri is None):
         _fail("give either OUTDIR (a built bundle) or -m MODEL_URI")
+    server = bind(host, port)  # a busy port fails now, not after a build and a cold start
     if model_uri:
         from mlflow_lambda.packager.build import BuildOptions, build, serve_cache_dir
 
@@ -303,7 +304,7 @@ def serve(
             warn=_warn,
         )
     assert outdir is not None
-    serve_bundle(outdir, host=host, port=port, workers=workers)
+    serve_bundle(outdir, host=host, port=port, workers=workers, server=server)
 
 
 @cli.command()

@@ -18,8 +18,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from click import ClickException
 from mlflow.deployments import BaseDeploymentClient, PredictionsResponse
-from mlflow.exceptions import MlflowException
+from mlflow.exceptions import MlflowException as _MlflowException
 from mlflow.protos.databricks_pb2 import (
     INVALID_PARAMETER_VALUE,
     RESOURCE_ALREADY_EXISTS,
@@ -47,6 +48,15 @@ CONFIG_KEYS: dict[str, str] = {
     **SURFACE_KEYS,  # the deploy surface, as `mlflow-lambda package --endpoint ...` has it
     "allow_secret": "comma-separated model files that may ship although they hold credentials",
 }
+
+
+class MlflowException(_MlflowException, ClickException):  # type: ignore[misc]
+    """MLflow's ``MlflowException``, that MLflow's CLI prints as one line.
+
+    ``mlflow deployments`` lets a plugin's exceptions escape as a full traceback; click, which
+    runs that CLI, prints a ``ClickException`` as ``Error: <message>`` and exits 1. Python
+    callers still catch ``mlflow.exceptions.MlflowException`` (with its error code).
+    """
 
 
 class Deployer(Protocol):
@@ -129,7 +139,7 @@ def run_local(
     config: Mapping[str, str] | None = None,
 ) -> None:
     """Build the model like ``create`` would and serve it on 127.0.0.1 (``-C port=5000``)."""
-    from mlflow_lambda.infra.serve import serve_bundle
+    from mlflow_lambda.infra.serve import bind, serve_bundle
     from mlflow_lambda.packager.build import serve_cache_dir
 
     _check_flavor(flavor)
@@ -137,8 +147,12 @@ def run_local(
     port = int(config.pop("port", "5000"))
     cfg = _check_config(config)
     outdir = Path(cfg.get("outdir") or serve_cache_dir(model_uri, cfg.get("arch", "x86_64")))
-    _default_build(_build_options(model_uri, outdir, cfg))
-    serve_bundle(outdir, host="127.0.0.1", port=port)
+    try:
+        server = bind("127.0.0.1", port)  # a busy port fails before the build
+        _default_build(_build_options(model_uri, outdir, cfg))
+        serve_bundle(outdir, host="127.0.0.1", port=port, server=server)
+    except MlflowLambdaError as exc:
+        raise MlflowException(str(exc), INVALID_PARAMETER_VALUE) from None
 
 
 def _check_flavor(flavor: str | None) -> None:

@@ -19,10 +19,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 from mlflow_lambda.handler.payload import FORMATS
 from mlflow_lambda.infra.deploy import DeployResult, deploy
 from mlflow_lambda.infra.errors import DeployError
-from mlflow_lambda.infra.stack import cfn_client, destroy, find_stack
+from mlflow_lambda.infra.stack import cfn_client, destroy, find_stack, resolve_region
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
+
+
+# `mlflow deployments` has no --region: the region is part of the target URI.
+REGION_HINT = (
+    "use the target 'lambda:/<region>' (e.g. -t lambda:/eu-west-1), set AWS_REGION, or set "
+    "region in your AWS profile (aws configure set region eu-west-1)"
+)
 
 
 def stderr_progress(message: str) -> None:
@@ -72,8 +79,12 @@ class AwsDeployer:
         self.endpoint_url = endpoint_url
         self.progress = progress
 
+    def _region(self) -> str:
+        """The target URI's region, else the AWS configuration's; else one line on what to set."""
+        return resolve_region(self.region, REGION_HINT)
+
     def _cfn(self) -> CloudFormationClient:
-        return cfn_client(self.region, self.endpoint_url)
+        return cfn_client(self._region(), self.endpoint_url)
 
     def deploy(
         self, outdir: Path, stack_name: str, s3_bucket: str | None, tags: Mapping[str, str]
@@ -83,7 +94,7 @@ class AwsDeployer:
             outdir,
             stack_name=stack_name,
             s3_bucket=s3_bucket,
-            region=self.region,
+            region=self._region(),
             endpoint_url=self.endpoint_url,
             tags=tags,
             progress=self.progress,
@@ -92,7 +103,10 @@ class AwsDeployer:
     def destroy(self, stack_name: str) -> str:
         """``infra.stack.destroy`` for this region."""
         return destroy(
-            stack_name, region=self.region, endpoint_url=self.endpoint_url, progress=self.progress
+            stack_name,
+            region=self._region(),
+            endpoint_url=self.endpoint_url,
+            progress=self.progress,
         )
 
     def find(self, stack_name: str) -> dict[str, Any] | None:
@@ -115,7 +129,8 @@ class AwsDeployer:
         """Invoke the function synchronously with ``body``; return its JSON answer."""
         import boto3
 
-        client = boto3.client("lambda", region_name=self.region, endpoint_url=self.endpoint_url)
+        region = self._region()
+        client = boto3.client("lambda", region_name=region, endpoint_url=self.endpoint_url)
         try:
             answer = client.invoke(
                 FunctionName=function_name,

@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
@@ -162,12 +163,18 @@ class _Handler(KeepAliveHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # listen() backlog: many clients connecting at once (default 5)
+    fn: LocalLambda | LocalLambdaPool  # set by make_server, or by serve_bundle once it is open
 
-    def __init__(
-        self, addr: tuple[str, int], fn: LocalLambda | LocalLambdaPool, max_body: int, quiet: bool
-    ) -> None:
-        super().__init__(addr, _Handler)
-        self.fn, self.max_body_bytes, self.quiet = fn, max_body, quiet
+    def __init__(self, addr: tuple[str, int], max_body: int, quiet: bool) -> None:
+        try:
+            super().__init__(addr, _Handler)
+        except OSError as exc:  # EADDRINUSE, EACCES (a port below 1024), EADDRNOTAVAIL
+            host, port = addr
+            raise LocalInvokeError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; stop what uses port "
+                f"{port} or choose another with -p/--port"
+            ) from None
+        self.max_body_bytes, self.quiet = max_body, quiet
 
     def say(self, line: str) -> None:
         if not self.quiet:
@@ -183,7 +190,23 @@ def make_server(
     quiet: bool = False,
 ) -> ThreadingHTTPServer:
     """An HTTP server (not yet serving) that forwards every request to ``fn``."""
-    return _Server((host, port), fn, max_body_bytes, quiet)
+    server = bind(host, port, max_body_bytes=max_body_bytes, quiet=quiet)
+    server.fn = fn
+    return server
+
+
+def bind(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    max_body_bytes: int = MAX_PAYLOAD_BYTES,
+    quiet: bool = False,
+) -> _Server:
+    """Bind ``host:port`` now, before anything slow, so a busy port fails at once.
+
+    Raises :class:`LocalInvokeError` (one line, naming the port) when the port is taken.
+    """
+    return _Server((host, port), max_body_bytes, quiet)
 
 
 def serve_bundle(
@@ -200,12 +223,14 @@ def serve_bundle(
     on_ready: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
     quiet: bool = False,
+    server: _Server | None = None,
 ) -> None:
     """Serve the bundle in ``outdir`` on ``host:port`` until Ctrl-C, SIGTERM or ``stop`` is set.
 
-    ``workers`` warm environments (default: one per CPU) answer requests concurrently. With
-    ``warm``, a ``GET /ping`` cold-starts each of them first, so an import error stops ``serve``
-    at once (LocalInvokeError) instead of failing the first request.
+    The port is bound first (or ``server``, from :func:`bind`, is used), so a busy port fails
+    before the bundle is opened. ``workers`` warm environments (default: one per CPU) answer
+    requests concurrently. With ``warm``, a ``GET /ping`` cold-starts each of them first, so an
+    import error stops ``serve`` at once (LocalInvokeError) instead of failing the first request.
     """
     size = workers if workers is not None else default_workers()
     if size < 1:
@@ -215,19 +240,46 @@ def serve_bundle(
         if not quiet:
             print(line, file=sys.stderr, flush=True)
 
+    bound = server or bind(host, port, quiet=quiet)
+    try:
+        url = f"http://{host}:{bound.server_address[1]}"
+        options = _Options(emulator, memory_mb, timeout_s, env, warm, size)
+        _serve(outdir, bound, url, sink, options, on_ready, stop)
+    finally:
+        bound.server_close()
+
+
+@dataclass(frozen=True)
+class _Options:
+    emulator: str
+    memory_mb: int | None
+    timeout_s: int | None
+    env: Mapping[str, str] | None
+    warm: bool
+    workers: int
+
+
+def _serve(
+    outdir: Path,
+    server: _Server,
+    url: str,
+    sink: Callable[[str], None],
+    opts: _Options,
+    on_ready: Callable[[str], None] | None,
+    stop: threading.Event | None,
+) -> None:
     with open_bundle(
-        outdir, emulator=emulator, memory_mb=memory_mb, timeout_s=timeout_s, env=env,
-        log_sink=sink,
-    ) as first, LocalLambdaPool(first, size) as fn:  # fmt: skip
-        if warm:
+        outdir, emulator=opts.emulator, memory_mb=opts.memory_mb, timeout_s=opts.timeout_s,
+        env=opts.env, log_sink=sink,
+    ) as first, LocalLambdaPool(first, opts.workers) as fn:  # fmt: skip
+        if opts.warm:
             ping = make_event("v2", None, method="GET", path="/ping", content_type=None)
             for result in fn.warm(ping):
                 if not result.ok:
                     raise LocalInvokeError(describe_failure(result, fn.timeout_s))
                 sink(format_report(result))
-        server = make_server(fn, host, port, quiet=quiet)
-        url = f"http://{host}:{server.server_address[1]}"
-        sink(f"serving {outdir} on {url} ({fn.emulator}, {size} workers); Ctrl-C to stop")
+        server.fn = fn
+        sink(f"serving {outdir} on {url} ({fn.emulator}, {opts.workers} workers); Ctrl-C to stop")
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         previous = _on_sigterm()
         try:
@@ -241,7 +293,6 @@ def serve_bundle(
             sink("shutting down")
         finally:
             server.shutdown()
-            server.server_close()
             thread.join(timeout=10)
             sink(f"requests answered per worker: {', '.join(map(str, fn.answered))}")
             if previous is not None:

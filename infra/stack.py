@@ -7,13 +7,14 @@ wait is a bounded poll with an injected ``sleep`` so tests drive it without wait
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from mlflow_lambda.infra.errors import DeployError
 
@@ -27,24 +28,47 @@ Progress = Callable[[str], None]
 ENDPOINT_OUTPUT_KEYS = ("InvocationsUrl", "EndpointUrl", "ApiUrl", "FunctionUrl")
 
 
-def cfn_client(region: str | None, endpoint_url: str | None) -> CloudFormationClient:
-    """A CloudFormation client for ``region`` (or the AWS config's), at ``endpoint_url``."""
+# Where a region can come from, in the order AWS's own CLI v2 and newer SDKs read them:
+# https://docs.aws.amazon.com/sdkref/latest/guide/feature-region.html. botocore itself reads
+# only AWS_DEFAULT_REGION and the profile, so AWS_REGION is looked at here.
+REGION_HINT = (
+    "pass --region, set AWS_REGION (or AWS_DEFAULT_REGION), or set region in your AWS profile "
+    "(aws configure set region eu-west-1)"
+)
+
+
+def resolve_region(region: str | None, hint: str = REGION_HINT) -> str:
+    """``region``, else ``$AWS_REGION``, ``$AWS_DEFAULT_REGION``, the profile's; else DeployError.
+
+    The profile is ``$AWS_PROFILE`` (or ``default``) in ``~/.aws/config``, read by botocore.
+    """
     import boto3
 
+    for found in (region, os.environ.get("AWS_REGION"), os.environ.get("AWS_DEFAULT_REGION")):
+        if found:
+            return found
     try:
-        return boto3.client("cloudformation", region_name=region, endpoint_url=endpoint_url)
-    except NoRegionError:
-        raise DeployError("no AWS region: pass --region or set AWS_REGION") from None
+        profile_region = boto3.Session().region_name
+    except BotoCoreError as exc:  # e.g. AWS_PROFILE names a profile that does not exist
+        raise DeployError(f"cannot read the AWS configuration: {exc}; {hint}") from None
+    if not profile_region:
+        raise DeployError(f"no AWS region: {hint}")
+    return profile_region
+
+
+def cfn_client(region: str | None, endpoint_url: str | None) -> CloudFormationClient:
+    """A CloudFormation client for ``region`` (or the one :func:`resolve_region` finds)."""
+    import boto3
+
+    name = resolve_region(region)
+    return boto3.client("cloudformation", region_name=name, endpoint_url=endpoint_url)
 
 
 def s3_client(region: str | None, endpoint_url: str | None) -> S3Client:
-    """An S3 client for ``region`` at ``endpoint_url``."""
+    """An S3 client for ``region`` (or the one :func:`resolve_region` finds) at ``endpoint_url``."""
     import boto3
 
-    try:
-        return boto3.client("s3", region_name=region, endpoint_url=endpoint_url)
-    except NoRegionError:
-        raise DeployError("no AWS region: pass --region or set AWS_REGION") from None
+    return boto3.client("s3", region_name=resolve_region(region), endpoint_url=endpoint_url)
 
 
 class _CfnLoader(yaml.SafeLoader):

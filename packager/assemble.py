@@ -4,8 +4,17 @@ Zip (``build_zip``): byte-for-byte reproducible, like pex and shiv build theirs.
 same sha256 out, whatever the host's mtimes, umask, owner or walk order: entries are files only,
 sorted by path; every timestamp is ``SOURCE_DATE_EPOCH`` (https://reproducible-builds.org/specs/
 source-date-epoch/) or 1980-01-01, the earliest a zip can hold; modes are 0644, or 0755 when
-any execute bit was set; deflate level 9; no comment, extra fields, user or build time inside.
-(The compressed bytes also depend on zlib, so compare artifacts built with the same zlib.)
+any execute bit was set; zlib's default deflate level (6); no comment, extra fields, user or
+build time inside. (The compressed bytes also depend on zlib, so compare artifacts built with the
+same zlib.)
+
+Deflating ~170 MB takes ~11 s here, and a rebuild zips the same dependency files again, so
+``build_zip`` can keep each file's deflate stream in a cache keyed by the sha256 of its content
+and copy those raw bytes into the next zip (as ``zip`` tools copy members between archives). The
+entry is the same bytes either way: same content, same zlib, same stream. That needs a writer of
+our own (``zipfile`` has no way to add precompressed data); it writes what ``zipfile`` writes for
+these entries (APPNOTE.TXT 4.3: local headers, data, central directory, end record; zip64 end
+records only past 65535 entries), which ``tests/unit/test_zip_reuse.py`` checks byte for byte.
 
 Image build context (``build_image_context``), for ``--target image``::
 
@@ -28,10 +37,13 @@ import hashlib
 import os
 import shutil
 import stat
+import struct
 import time
-import zipfile
-from collections.abc import Iterable
+import zlib
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlflow_lambda.handler import ENTRY_POINT
 from mlflow_lambda.packager.errors import BundleCheckError
@@ -72,25 +84,125 @@ def normal_mode(mode: int) -> int:
     return 0o755 if mode & 0o111 else 0o644
 
 
-def build_zip(root: Path, dest: Path, *, epoch: int | None = None) -> str:
-    """Zip every file under ``root`` into ``dest`` reproducibly; return the zip's sha256."""
-    date_time = time.gmtime(source_date_epoch(epoch))[:6]
+def build_zip(
+    root: Path,
+    dest: Path,
+    *,
+    epoch: int | None = None,
+    cache: Path | None = None,
+    uncached: Collection[str] = (),
+) -> str:
+    """Zip every file under ``root`` into ``dest`` reproducibly; return the zip's sha256.
+
+    With ``cache``, deflate streams are kept there by content sha256 and reused, except for
+    files under the top-level names in ``uncached`` (the model: new in every build).
+    """
+    date, clock = _dos_date_time(time.gmtime(source_date_epoch(epoch)))
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+    entries: list[_Entry] = []
+    with partial.open("wb") as out:
         for rel, path in _sorted_files(root):
-            info = zipfile.ZipInfo(rel, date_time)
-            info.create_system = 3  # Unix, so that external_attr carries POSIX modes
-            info.external_attr = (stat.S_IFREG | normal_mode(path.stat().st_mode)) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with path.open("rb") as src, zf.open(info, "w") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
+            data = path.read_bytes()
+            keep = cache if cache is not None and rel.split("/", 1)[0] not in uncached else None
+            deflated = _deflated(data, keep)
+            entry = _Entry(
+                rel.encode("utf-8"),
+                zlib.crc32(data),
+                len(deflated),
+                len(data),
+                (stat.S_IFREG | normal_mode(path.stat().st_mode)) << 16,
+                out.tell(),
+            )
+            out.write(entry.local_header(date, clock))
+            out.write(deflated)
+            entries.append(entry)
+        _write_central_directory(out, entries, date, clock)
     os.replace(partial, dest)
     digest = hashlib.sha256()
     with dest.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+_VERSION = 20  # 2.0: deflate (APPNOTE 4.4.3.2)
+_DEFLATED = 8  # compression method 8 (zipfile.ZIP_DEFLATED)
+_MADE_BY = 3 << 8 | _VERSION  # Unix, so that the external attributes carry POSIX modes
+_UTF8 = 0x800  # general purpose bit 11: the name is UTF-8 (set only when not ASCII, as zipfile)
+_MAX16, _MAX32 = 0xFFFF, 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: bytes
+    crc: int
+    compressed: int
+    size: int
+    external_attr: int
+    offset: int
+
+    def _flags(self) -> int:
+        return 0 if self.name.isascii() else _UTF8
+
+    def local_header(self, date: int, clock: int) -> bytes:
+        fixed = (b"PK\x03\x04", _VERSION, self._flags(), _DEFLATED, clock, date)
+        sizes = (self.crc, self.compressed, self.size, len(self.name), 0)
+        return struct.pack("<4s5H3L2H", *fixed, *sizes) + self.name
+
+    def central_header(self, date: int, clock: int) -> bytes:
+        fixed = (b"PK\x01\x02", _MADE_BY, _VERSION, self._flags(), _DEFLATED)
+        rest = (clock, date, self.crc, self.compressed, self.size, len(self.name), 0, 0, 0, 0)
+        tail = (self.external_attr, self.offset)
+        return struct.pack("<4s4H2H3L5H2L", *fixed, *rest, *tail) + self.name
+
+
+def _write_central_directory(out: Any, entries: list[_Entry], date: int, clock: int) -> None:
+    start = out.tell()
+    if start > _MAX32:
+        # Lambda's limits (250 MB unzipped) keep a bundle far below zip's 4 GiB offsets.
+        raise BundleCheckError(f"bundle.zip would be {start} bytes, beyond zip's 4 GiB offsets")
+    for entry in entries:
+        out.write(entry.central_header(date, clock))
+    size, count = out.tell() - start, len(entries)
+    if count >= _MAX16:  # zip64 end of central directory record and locator (APPNOTE 4.3.14)
+        zip64_at = out.tell()
+        out.write(struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count,
+                              size, start))  # fmt: skip
+        out.write(struct.pack("<4sLQL", b"PK\x06\x07", 0, zip64_at, 1))
+    short = min(count, _MAX16)
+    out.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, short, short, size, start, 0))
+
+
+def _dos_date_time(when: time.struct_time) -> tuple[int, int]:
+    date = (when.tm_year - 1980) << 9 | when.tm_mon << 5 | when.tm_mday
+    return date, when.tm_hour << 11 | when.tm_min << 5 | when.tm_sec // 2
+
+
+def _deflated(data: bytes, cache: Path | None) -> bytes:
+    """``data`` as a raw deflate stream (what zipfile writes), from ``cache`` if there."""
+    if cache is None:
+        return _deflate(data)
+    key = hashlib.sha256(data).hexdigest()
+    kept = cache / key[:2] / key
+    try:
+        return kept.read_bytes()
+    except FileNotFoundError:
+        pass
+    deflated = _deflate(data)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    # Written aside and renamed: builds running at once (pytest-xdist) never see half a stream.
+    partial = kept.with_name(f".{key}.{os.getpid()}")
+    partial.write_bytes(deflated)
+    os.replace(partial, kept)
+    return deflated
+
+
+def _deflate(data: bytes) -> bytes:
+    # zipfile's own choice for a ZipInfo without a level (Z_DEFAULT_COMPRESSION, i.e. 6), so
+    # bundles keep the bytes they had; -15: a raw deflate stream, as a zip holds.
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush()
 
 
 def build_image_context(

@@ -31,7 +31,7 @@ from mlflow_lambda.packager.errors import BundleCheckError, RuntimeTooOldError
 from mlflow_lambda.packager.events import write_events
 from mlflow_lambda.packager.importcheck import ImportCheck, import_check, init_warning
 from mlflow_lambda.packager.inspection import write_model_config
-from mlflow_lambda.packager.install import cache_root
+from mlflow_lambda.packager.install import cache_root, remember_runtime, remembered_runtime
 from mlflow_lambda.packager.manifest import Manifest
 from mlflow_lambda.packager.openapi import write_openapi
 from mlflow_lambda.packager.outdir import prepare_outdir, publish
@@ -240,13 +240,24 @@ def _plan_and_install(run: _Run, config: ModelConfig) -> _Deps:
     )
     for dropped in plan.dropped:
         run.progress(f"  left out {dropped.requirement}: {dropped.reason}")
+    # An earlier build found these pins need a newer runtime: go there without asking pip.
+    memo = None if opts.python is not None else remembered_runtime(plan, opts.cache_dir)
+    if memo is not None:
+        python, why = memo
+        run.warn(f"{why}; using python{python} instead (--python to choose)")
+        return _checked(run, _replan(run, config, python=python, force_pandas=with_pandas))
     try:
         deps = _install(run, config, plan)
     except RuntimeTooOldError as exc:
         if opts.python is not None:
             raise
+        remember_runtime(plan, exc.suggested_python, str(exc), opts.cache_dir)
         run.warn(f"{exc}; using python{exc.suggested_python} instead (--python to choose)")
         deps = _replan(run, config, python=exc.suggested_python, force_pandas=with_pandas)
+    return _checked(run, deps)
+
+
+def _checked(run: _Run, deps: _Deps) -> _Deps:
     if deps.interpreter is None:
         run.warn(bytecode.missing_interpreter_message(deps.plan.python_version))
     return deps
@@ -346,11 +357,17 @@ def _trim(
 def _assemble(run: _Run, deps: _Deps) -> tuple[Path, str | None, sizes.SizeReport]:
     """bundle.zip (dependencies and app in one task root) or the image build context."""
     if run.opts.target == "zip":
+        app_names = {entry.name for entry in run.app.iterdir()}  # the model: never cached
         for entry in sorted(run.app.iterdir()):
             entry.rename(run.deps / entry.name)
         artifact = run.staged / "bundle.zip"
         run.progress("writing bundle.zip")
-        sha: str | None = assemble.build_zip(run.deps, artifact)
+        sha: str | None = assemble.build_zip(
+            run.deps,
+            artifact,
+            cache=(run.opts.cache_dir or cache_root()) / "deflated",
+            uncached=app_names,
+        )
         size = sizes.size_report(run.deps, artifact)
         shutil.copyfile(run.deps / "model.json", run.staged / "model.json")
     else:

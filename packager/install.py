@@ -16,6 +16,7 @@ starts pip through a small shim that gives pip's marker evaluation the target's 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -105,6 +106,34 @@ def cache_root() -> Path:
 def default_cache_dir(python_version: str, arch: str) -> Path:
     """``<cache_root>/wheels/<py>-<arch>``."""
     return cache_root() / "wheels" / f"{python_version}-{arch}"
+
+
+def _runtime_memo(plan: BundlePlan, root: Path) -> Path:
+    facts = [plan.python_version, plan.arch, sorted(plan.requirements)]
+    key = hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:24]
+    return root / "runtimes" / f"{key}.json"
+
+
+def remembered_runtime(plan: BundlePlan, root: Path | None = None) -> tuple[str, str] | None:
+    """``(python, why)`` if an earlier build found ``plan``'s pins need that newer runtime.
+
+    Finding out costs a failed offline install, a failed download and a ``pip index`` call
+    (~4 s, and the network), the same answer every time for the same pins on the same target.
+    """
+    try:
+        memo = json.loads(_runtime_memo(plan, root or cache_root()).read_text())
+        return str(memo["python"]), str(memo["why"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def remember_runtime(plan: BundlePlan, python: str, why: str, root: Path | None = None) -> None:
+    """Record that ``plan``'s pins need ``python`` (see :func:`remembered_runtime`)."""
+    memo = _runtime_memo(plan, root or cache_root())
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    partial = memo.with_name(f".{memo.name}.{os.getpid()}")
+    partial.write_text(json.dumps({"python": python, "why": why}))
+    os.replace(partial, memo)  # builds running at once never read half a file
 
 
 def pip_target_flags(target: Target) -> list[str]:

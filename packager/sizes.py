@@ -70,9 +70,13 @@ class SizeReport:
         return ", ".join(f"{r.name} {_mb(r.unzipped)}" for r in top)
 
     def format(self) -> str:
-        """A plain-text table: one row per package, then model, handler and the total."""
+        """A plain-text table: one row per package, then model, handler and the total.
+
+        A title line comes first, so that whatever a caller prefixes to the first line (the
+        build's ``[ 12.3s]`` timestamps) cannot shift the header off its columns.
+        """
         width = max([len(r.name) for r in self.rows] + [len("package")])
-        lines = [f"{'package':<{width}}  {'unzipped':>10}  {'zipped':>10}"]
+        lines = ["size by package:", f"{'package':<{width}}  {'unzipped':>10}  {'zipped':>10}"]
         for r in [*self.rows, Row("total", self.unzipped, self.zipped, 0)]:
             zipped = "" if r.zipped is None else _mb(r.zipped)
             lines.append(f"{r.name:<{width}}  {_mb(r.unzipped):>10}  {zipped:>10}")

@@ -102,6 +102,7 @@ def test_format_is_a_table_with_a_total() -> None:
         28 * MB + MB // 5,
     )
     assert report.format() == (
+        "size by package:\n"
         "package    unzipped      zipped\n"
         "scipy       85.0 MB     28.0 MB\n"
         "model        0.1 MB      0.2 MB\n"
