@@ -6,12 +6,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: venv browser test test-fast lint typecheck demo bench clean
 
+# setuptools says "Editable installation ... folders with the same name as your package may
+# take precedence" for every editable install that needs its import finder (ours maps
+# mlflow_lambda to the repository root); it is information, not a problem, so only it is muted.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# setuptools says "Editable installation ... folders with the same name as your package may
-	# take precedence" for every editable install that needs its import finder (ours maps
-	# mlflow_lambda to the repository root); it is information, not a problem, so only it is muted.
 	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

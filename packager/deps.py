@@ -9,11 +9,13 @@ another model with the same pins) skips straight to assembling.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +103,33 @@ def prepare_dependencies(
     """
     root = opts.cache_root or cache_root()
     entry = root / "deps" / cache_key(plan, opts, interpreter)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    # Two builds of the same pins at once (two terminals, CI jobs, test workers) prepare the
+    # tree once: the second waits here, then links the first one's finished entry.
+    with _exclusive(entry.parent / f".{entry.name}.lock"):
+        return _prepare(plan, dest, opts, interpreter, root, entry, progress)
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock`` (released by the kernel if the process dies)."""
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _prepare(
+    plan: BundlePlan,
+    dest: Path,
+    opts: DepsOptions,
+    interpreter: Path | None,
+    root: Path,
+    entry: Path,
+    progress: Progress,
+) -> dict[str, str]:
     marker = entry / _DONE
     if marker.is_file():
         progress(f"reusing prepared dependencies from {entry}")

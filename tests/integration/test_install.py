@@ -138,7 +138,7 @@ def test_forest_312_x86_64_has_the_models_exact_versions(forest_312_x86: Install
     assert NEVER_BUNDLED & versions.keys() == set()
     assert "pandas" not in versions  # the forest's signature is all numeric
     assert forest_312_x86.result == sorted(forest_312_x86.result)
-    assert forest_312_x86.progress[0] == "installing 6 requirements for python3.12 x86_64"
+    assert forest_312_x86.progress[0] == "installing 7 requirements for python3.12 x86_64"
     assert forest_312_x86.progress[-1].startswith(f"installed {len(versions)} distributions (")
 
 

@@ -34,6 +34,7 @@ ALLOWED_THIRD_PARTY = {
     "idna",
     "joblib",
     "mangum",
+    "msgspec",  # the request and response JSON
     "narwhals",
     "numpy",
     "scipy",
@@ -271,12 +272,12 @@ def test_unsupported_flavor_fails_before_installing(
 ) -> None:
     model = tmp_path / "model"
     model.mkdir()
-    (model / "MLmodel").write_text(
-        "flavors:\n  python_function:\n    loader_module: mlflow.pytorch\n  pytorch: {}\n"
-    )
+    # no python_function flavor: neither a native loader nor MLflow's own pyfunc can serve it
+    (model / "MLmodel").write_text("flavors:\n  h2o: {}\n")
     assert package("package", "-m", model, "-o", tmp_path / "out") == 1
     err = capsys.readouterr().err
-    assert "unsupported model flavor 'pytorch'" in err and "supported flavors: sklearn" in err
+    assert "unsupported model flavor 'h2o'" in err and "supported flavors: catboost" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_model_that_needs_a_dataframe_gets_pandas_back(

@@ -164,7 +164,7 @@ def test_create_refuses_existing_and_foreign_stacks() -> None:
     ("flavor", "config", "message"),
     [
         ("pytorch", {}, "flavor 'pytorch' is not supported by the lambda target"),
-        (None, {"memory": "2048"}, "unknown config option(s) 'memory' for the lambda target"),
+        (None, {"memroy": "2048"}, "unknown config option(s) 'memroy' for the lambda target"),
     ],
 )
 def test_create_refuses_bad_arguments(

@@ -39,10 +39,9 @@ print(json.dumps({
 
 def test_skops_io_saves_and_loads_without_the_unused_distributions() -> None:
     # The check means something only where the distributions are installed to be imported.
-    assert {name: importlib.util.find_spec(name) is not None for name in UNUSED_DISTS} == {
-        "prettytable": True,
-        "wcwidth": True,
-    }
+    skops_extras = {"prettytable", "wcwidth"}  # skops needs them only for model cards
+    assert skops_extras <= set(UNUSED_DISTS)
+    assert all(importlib.util.find_spec(name) is not None for name in skops_extras)
     done = subprocess.run(
         [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=False
     )

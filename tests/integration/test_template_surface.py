@@ -135,7 +135,8 @@ def test_http_api_throttle_and_jwt_reach_the_stage_and_every_route() -> None:
     }
     methods = [(path, m) for path, ops in body["paths"].items() for m in ops]
     assert sorted(methods) == [
-        ("/health", "get"), ("/invocations", "post"), ("/ping", "get"), ("/version", "get")
+        ("/docs", "get"), ("/health", "get"), ("/invocations", "post"), ("/openapi.json", "get"),
+        ("/ping", "get"), ("/version", "get"),
     ]  # fmt: skip
     for path, method in methods:
         assert body["paths"][path][method]["security"] == [{"JwtAuthorizer": []}]
