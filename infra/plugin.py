@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from click import ClickException
 from mlflow.deployments import BaseDeploymentClient, PredictionsResponse
-from mlflow.exceptions import MlflowException as _MlflowException
+from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
     INVALID_PARAMETER_VALUE,
     RESOURCE_ALREADY_EXISTS,
@@ -50,8 +50,8 @@ CONFIG_KEYS: dict[str, str] = {
 }
 
 
-class MlflowException(_MlflowException, ClickException):  # type: ignore[misc]
-    """MLflow's ``MlflowException``, that MLflow's CLI prints as one line.
+class PluginError(MlflowException, ClickException):  # type: ignore[misc]
+    """An ``MlflowException`` that MLflow's CLI prints as one line.
 
     ``mlflow deployments`` lets a plugin's exceptions escape as a full traceback; click, which
     runs that CLI, prints a ``ClickException`` as ``Error: <message>`` and exits 1. Python
@@ -128,7 +128,7 @@ def _surface(config: Mapping[str, str]) -> Surface:
     try:
         return parse_surface(config)
     except MlflowLambdaError as exc:
-        raise MlflowException(str(exc), INVALID_PARAMETER_VALUE) from exc
+        raise PluginError(str(exc), INVALID_PARAMETER_VALUE) from exc
 
 
 def run_local(
@@ -152,12 +152,12 @@ def run_local(
         _default_build(_build_options(model_uri, outdir, cfg))
         serve_bundle(outdir, host="127.0.0.1", port=port, server=server)
     except MlflowLambdaError as exc:
-        raise MlflowException(str(exc), INVALID_PARAMETER_VALUE) from None
+        raise PluginError(str(exc), INVALID_PARAMETER_VALUE) from None
 
 
 def _check_flavor(flavor: str | None) -> None:
     if flavor not in ACCEPTED_FLAVORS:
-        raise MlflowException(
+        raise PluginError(
             f"flavor {flavor!r} is not supported by the lambda target; leave it out or use "
             "python_function",
             INVALID_PARAMETER_VALUE,
@@ -168,7 +168,7 @@ def _check_config(config: Mapping[str, str] | None) -> dict[str, str]:
     config = dict(config or {})
     unknown = sorted(set(config) - set(CONFIG_KEYS))
     if unknown:
-        raise MlflowException(
+        raise PluginError(
             f"unknown config option(s) {', '.join(map(repr, unknown))} for the lambda target; "
             f"known: {', '.join(CONFIG_KEYS)} (see `mlflow deployments help -t lambda`)",
             INVALID_PARAMETER_VALUE,
@@ -181,7 +181,7 @@ def _check_surface(model_uri: str, config: Mapping[str, str]) -> None:
     try:
         _surface(config).check(model_uri, python=config.get("python"))
     except MlflowLambdaError as exc:
-        raise MlflowException(str(exc), INVALID_PARAMETER_VALUE) from exc
+        raise PluginError(str(exc), INVALID_PARAMETER_VALUE) from exc
 
 
 def _region(target_uri: str) -> str | None:
@@ -240,12 +240,12 @@ class LambdaDeploymentClient(BaseDeploymentClient):
         try:
             return self.deployer.find(name)
         except MlflowLambdaError as exc:
-            raise MlflowException(str(exc)) from exc
+            raise PluginError(str(exc)) from exc
 
     def _existing(self, name: str) -> dict[str, Any]:
         stack = self._find(name)
         if stack is None or not _ours(stack):
-            raise MlflowException(
+            raise PluginError(
                 f"no lambda deployment named {name!r} (no mlflow-lambda stack of that name); "
                 "see `mlflow deployments list -t lambda`",
                 RESOURCE_DOES_NOT_EXIST,
@@ -262,7 +262,7 @@ class LambdaDeploymentClient(BaseDeploymentClient):
                 # `mlflow-lambda deploy` of the same build then reports no change.
                 result = self.deployer.deploy(outdir, name, config.get("s3_bucket"), {})
             except MlflowLambdaError as exc:
-                raise MlflowException(f"deployment {name!r} failed: {exc}") from exc
+                raise PluginError(f"deployment {name!r} failed: {exc}") from exc
         return {
             "name": name,
             "flavor": "python_function",
@@ -287,12 +287,12 @@ class LambdaDeploymentClient(BaseDeploymentClient):
         _check_surface(model_uri, cfg)
         stack = self._find(name)
         if _ours(stack):
-            raise MlflowException(
+            raise PluginError(
                 f"lambda deployment {name!r} already exists; use `mlflow deployments update`",
                 RESOURCE_ALREADY_EXISTS,
             )
         if stack is not None and stack.get("StackStatus") not in _GONE:
-            raise MlflowException(
+            raise PluginError(
                 f"a stack named {name!r} exists and was not deployed by mlflow-lambda; "
                 "choose another deployment name",
                 RESOURCE_ALREADY_EXISTS,
@@ -323,7 +323,7 @@ class LambdaDeploymentClient(BaseDeploymentClient):
         if stack is None or stack.get("StackStatus") in _GONE:
             return
         if not _ours(stack):
-            raise MlflowException(
+            raise PluginError(
                 f"stack {name!r} was not deployed by mlflow-lambda (no {MODEL_URI_TAG!r} tag); "
                 "refusing to delete it",
                 INVALID_PARAMETER_VALUE,
@@ -331,14 +331,14 @@ class LambdaDeploymentClient(BaseDeploymentClient):
         try:
             self.deployer.destroy(name)
         except MlflowLambdaError as exc:
-            raise MlflowException(str(exc)) from exc
+            raise PluginError(str(exc)) from exc
 
     def list_deployments(self, endpoint: str | None = None) -> list[dict[str, Any]]:
         """Every mlflow-lambda stack in the region."""
         try:
             stacks = self.deployer.stacks()
         except MlflowLambdaError as exc:
-            raise MlflowException(str(exc)) from exc
+            raise PluginError(str(exc)) from exc
         return [_describe(s) for s in stacks if _ours(s)]
 
     def get_deployment(self, name: str, endpoint: str | None = None) -> dict[str, Any]:
@@ -352,16 +352,16 @@ class LambdaDeploymentClient(BaseDeploymentClient):
         stack = self._existing(str(deployment_name))
         function = _outputs(stack).get("FunctionName")
         if not function:
-            raise MlflowException(
+            raise PluginError(
                 f"stack {deployment_name!r} has no FunctionName output; deploy it again",
                 RESOURCE_DOES_NOT_EXIST,
             )
         try:
             answer = self.deployer.invoke(function, scoring_body(inputs))
         except MlflowLambdaError as exc:
-            raise MlflowException(str(exc)) from exc
+            raise PluginError(str(exc)) from exc
         if "error_code" in answer:
-            raise MlflowException(
+            raise PluginError(
                 f"{deployment_name!r} answered {answer['error_code']}: {answer.get('message')}",
                 INVALID_PARAMETER_VALUE,
             )

@@ -166,3 +166,20 @@ def test_the_checks_see_a_cycle_and_an_import_against_the_direction() -> None:
     targets = [t for n in _import_nodes(tree) for t in _targets(f"{PACKAGE}.handler.app", path, n)]
     assert targets == [f"{PACKAGE}.packager.build", CLI]
     assert [_layer(t) for t in targets] == [1, 3]
+
+
+def test_no_two_exception_classes_share_a_name() -> None:
+    """One error tree each for the tool and the runtime, and no name that shadows another
+    (ours or the libraries' we raise through, such as MLflow's ``MlflowException``)."""
+    names: list[str] = []
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef) and any(
+                (isinstance(b, ast.Name) and b.id.endswith(("Error", "Exception")))
+                or (isinstance(b, ast.Attribute) and b.attr.endswith(("Error", "Exception")))
+                for b in node.bases
+            ):
+                names.append(node.name)
+    assert len(names) >= 20  # both trees were found
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
+    assert not {"MlflowException", "ClickException", "ValueError"} & set(names)
