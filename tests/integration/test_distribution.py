@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import importlib.metadata
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,11 +18,16 @@ from tests.integration.conftest import run_cli
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
+NOT_SOURCES = (".git", ".venv", "build", ".demo", "*.egg-info", "__pycache__", ".*_cache")
 
 
 def test_the_wheel_holds_one_top_level_import_package(tmp_path: Path) -> None:
+    # setuptools writes build/ into the source tree it builds: build a copy, so the checkout's
+    # own build/ (where `make demo` packages) is never touched
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCES))
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(tmp_path)],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
