@@ -18,7 +18,8 @@ from typing import Any
 
 from bench.bundles import Bundle
 from mlflow_lambda.infra.invoke import unpack_bundle
-from mlflow_lambda.packager.install import default_cache_dir, pip_target_flags
+from mlflow_lambda.packager.cachedirs import default_cache_dir
+from mlflow_lambda.packager.install import pip_target_flags
 from mlflow_lambda.packager.platforms import Target
 from mlflow_lambda.packager.sizes import SizeReport, size_report
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
+from .casting import FLOAT_DTYPES, NUMERIC_DTYPES, convert_column
 from .errors import ScoringError
 from .parsing import Table, table_of
 from .payload import DF_SPLIT, Columns, Payload, Rows, Tensor
@@ -54,19 +55,6 @@ class TensorSpec:
             )
 
 
-_FLOAT_DTYPES: dict[str, np.dtype[Any]] = {
-    "double": np.dtype("float64"),
-    "float": np.dtype("float32"),
-}
-_INT_DTYPES: dict[str, np.dtype[Any]] = {"long": np.dtype("int64"), "integer": np.dtype("int32")}
-# the dtype each numeric column has after enforcement (convert_column)
-NUMERIC_DTYPES: dict[str, np.dtype[Any]] = {
-    **_FLOAT_DTYPES,
-    **_INT_DTYPES,
-    "boolean": np.dtype("bool"),
-}
-
-
 class InputSchema:
     """The ``inputs`` part of a signature, compiled once at app creation."""
 
@@ -98,7 +86,7 @@ class InputSchema:
         )
         types = {c.type for c in self.columns}
         # every column the same float type: the body can become one 2-D array at once
-        self.matrix_dtype = _FLOAT_DTYPES.get(next(iter(types))) if len(types) == 1 else None
+        self.matrix_dtype = FLOAT_DTYPES.get(next(iter(types))) if len(types) == 1 else None
         # every column numeric: the enforced columns can become one 2-D array
         self.array_dtype = _array_dtype(self.columns) if self.named else None
 
@@ -372,80 +360,3 @@ def probe_body(n_features: int, feature_names: list[str] | None = None) -> dict[
     """
     columns: list[Any] = list(feature_names) if feature_names else list(range(n_features))
     return {DF_SPLIT: {"columns": columns, "data": [[0.0] * n_features]}}
-
-
-# --- values --------------------------------------------------------------------------------
-
-
-def convert_column(values: Any, type_name: str, name: Any) -> Any:
-    """Cast one column's values to its signature type; ``BAD_REQUEST`` naming the column."""
-    try:
-        if type_name in _FLOAT_DTYPES:
-            arr = np.asarray(values, dtype=_FLOAT_DTYPES[type_name])
-        elif type_name in _INT_DTYPES:
-            arr = _to_int(values, _INT_DTYPES[type_name], name)
-        elif type_name == "boolean":
-            arr = np.asarray(values, dtype=object).astype(bool)  # pandas astype(bool) truthiness
-        elif type_name == "binary":
-            import base64
-
-            return [base64.decodebytes(bytes(v, "utf8")) for v in values]
-        elif type_name == "datetime":
-            pd = importlib.import_module("pandas")
-            return pd.to_datetime(pd.Series(values)).astype("datetime64[ns]")
-        else:  # string, array, object, map, any: passed through as MLflow does
-            return values
-    except ScoringError:
-        raise
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise ScoringError.bad_request(
-            "Invalid input. Data is not compatible with model signature. Failed to convert "
-            f"column {name!r} to type {type_name!r}. Error: {exc}"
-        ) from None
-    if arr.ndim != 1:
-        raise ScoringError.bad_request(
-            f"Invalid input. Column {name!r} of type {type_name!r} must hold single values, "
-            f"got nested lists (shape {arr.shape})."
-        )
-    return arr
-
-
-def _to_int(values: Any, dtype: np.dtype[Any], name: Any) -> np.ndarray[Any, Any]:
-    arr = np.asarray(values)
-    kind = arr.dtype.kind
-    if kind == "f":
-        finite = np.isfinite(arr)
-        if not finite.all():
-            _bad_int(name, dtype, arr[~finite][0])
-        fractional = arr != np.trunc(arr)
-        if fractional.any():
-            _bad_int(name, dtype, arr[fractional][0])
-    elif kind == "O":
-        arr = np.array([_int_cell(v, name, dtype) for v in arr.tolist()], dtype=object)
-    elif kind not in "iubU":
-        raise TypeError(f"values of kind {arr.dtype} are not integers")
-    info = np.iinfo(dtype)
-    # info.max + 1 is a power of two, exact as a float: 2.0**63 must not pass for int64
-    if kind in "iuf" and arr.size and (arr.min() < info.min or arr.max() >= info.max + 1):
-        raise OverflowError(f"values outside the {dtype} range [{info.min}, {info.max}]")
-    return arr.astype(dtype)
-
-
-def _int_cell(value: Any, name: Any, dtype: np.dtype[Any]) -> int:
-    if isinstance(value, str):
-        return int(value)
-    if value is None or isinstance(value, (list, dict)):
-        _bad_int(name, dtype, value)
-    number = float(value)
-    if not number.is_integer():
-        _bad_int(name, dtype, value)
-    return int(value)
-
-
-def _bad_int(name: Any, dtype: np.dtype[Any], value: Any) -> NoReturn:
-    value = value.item() if isinstance(value, np.generic) else value
-    what = "a missing value" if value is None or value != value else f"the value {value!r}"
-    raise ScoringError.bad_request(
-        f"Invalid input. Column {name!r} has integer type {dtype} but received {what}; "
-        "send whole numbers (1 or 1.0, not 1.7 or null), or log the model with a double column."
-    )

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlflow_lambda.infra.errors import RieUnavailableError
-from mlflow_lambda.packager.install import cache_root
+from mlflow_lambda.packager.cachedirs import cache_root
 from mlflow_lambda.packager.platforms import host_arch
 
 # aws-sam-cli release whose wheel we take the RIE from; bump deliberately (the RIE's log format,

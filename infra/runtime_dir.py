@@ -30,7 +30,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from mlflow_lambda.infra.errors import LocalInvokeError
-from mlflow_lambda.packager.install import cache_root
+from mlflow_lambda.packager.cachedirs import cache_root
 from mlflow_lambda.packager.platforms import host_arch
 
 # What AWS's managed Python runtime provides beside the stdlib (Lambda docs, "Building Lambda

@@ -4,8 +4,10 @@
         bytecode) -> stage -> verify -> [--trim: trace, trim, verify again]
         -> assemble (+ size check) -> render -> publish
 
-``_build`` reads as those steps; each is a function of the module that owns it, called through
-the small step functions below, which only carry their inputs and outputs.
+``_build`` reads as those steps; each is a function of the module that owns it (staging and
+assembling in ``packager.stage``, what is written beside the artifact in ``packager.render``),
+called through the small step functions below, which only carry their inputs and outputs.
+What the steps share (the options, the work directories, the warnings) is ``packager.buildrun``.
 
 Everything is built in a staging directory next to ``outdir`` and moved into place
 only when every step passed, so a failed build never leaves a bundle that looks good.
@@ -13,177 +15,54 @@ only when every step passed, so a failed build never leaves a bundle that looks 
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
 from mlflow_lambda import handler
-from mlflow_lambda.handler import BUNDLE_PACKAGE
 from mlflow_lambda.handler.config import ModelConfig
-from mlflow_lambda.packager import assemble, bytecode, hygiene, sizes, trim
-from mlflow_lambda.packager.deps import DepsOptions, prepare_dependencies
-from mlflow_lambda.packager.endpoint import describe as describe_endpoint
+from mlflow_lambda.packager import bytecode, hygiene, trim
+from mlflow_lambda.packager.buildrun import (
+    BuildOptions,
+    BuildResult,
+    BuildRun,
+    Deps,
+    Progress,
+    deps_options,
+)
+from mlflow_lambda.packager.cachedirs import cache_root, remember_runtime, remembered_runtime
+from mlflow_lambda.packager.deps import prepare_dependencies
 from mlflow_lambda.packager.errors import BundleCheckError, RuntimeTooOldError
-from mlflow_lambda.packager.events import write_events
-from mlflow_lambda.packager.importcheck import ImportCheck, import_check, init_warning
+from mlflow_lambda.packager.importcheck import ImportCheck, import_check
 from mlflow_lambda.packager.inspection import write_model_config
-from mlflow_lambda.packager.install import cache_root, remember_runtime, remembered_runtime
 from mlflow_lambda.packager.manifest import Manifest
 from mlflow_lambda.packager.openapi import write_openapi
 from mlflow_lambda.packager.outdir import prepare_outdir, publish
-from mlflow_lambda.packager.plan import (
+from mlflow_lambda.packager.pandas_choice import (
     WITH_PANDAS_REASON,
-    BundlePlan,
     fitted_on_frame_reason,
     pandas_note,
-    plan_bundle,
 )
+from mlflow_lambda.packager.plan import BundlePlan, plan_bundle
+from mlflow_lambda.packager.render import render
 from mlflow_lambda.packager.resolve import ResolvedModel, resolve_model
-from mlflow_lambda.packager.surface import Surface
-from mlflow_lambda.packager.template import (
-    TEMPLATE_FILE,
-    TemplateOptions,
-    suggest_memory_mb,
-    write_template,
-)
+from mlflow_lambda.packager.stage import assemble_artifact, stage
+from mlflow_lambda.packager.template import TEMPLATE_FILE
 
-Progress = Callable[[str], None]
-MIN_MEMORY_MB = 1024
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    """What ``mlflow-lambda package`` was asked to build."""
-
-    model_uri: str
-    outdir: Path
-    target: Literal["zip", "image"] = "zip"
-    arch: str = "x86_64"
-    python: str | None = None
-    tracking_uri: str | None = None
-    name: str | None = None
-    model_location: str | None = None  # s3://bucket/prefix: the model stays out of the bundle
-    strip: bool = False
-    trim: bool = False  # leave out what a traced run never imported (packager.trim)
-    bytecode_mode: str | None = None  # None: pyc-only for a zip's dependencies, else unchecked
-    cache_dir: Path | None = None  # wheels/ and prepared deps/ [~/.cache/mlflow-lambda]
-    check_import: bool = True
-    with_pandas: bool = False  # keep pandas even when the signature is all numeric
-    surface: Surface = field(
-        default_factory=Surface
-    )  # endpoint, auth, throttling, capacity, alias and rollout
-    allow_secrets: tuple[str, ...] = ()  # model files whose credentials ship (packager.hygiene)
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    outdir: Path
-    manifest: dict[str, Any]
-    template_path: Path
-    artifact_path: Path  # bundle.zip, or the image context directory
-    warnings: list[str] = field(default_factory=list)
-
-
-def _deps_options(opts: BuildOptions) -> DepsOptions:
-    return DepsOptions(
-        strip=opts.strip, bytecode_mode=_deps_bytecode(opts), cache_root=opts.cache_dir
-    )
-
-
-def _deps_bytecode(opts: BuildOptions) -> str:
-    """Bytecode mode for the dependencies.
-
-    A zip must fit in 250 MB unzipped, and the sources of numpy, scipy, pandas and
-    scikit-learn are ~40 MB that Lambda never reads once their bytecode is there, so by
-    default a zip ships their ``.pyc`` only (no slower to import; tracebacks inside those
-    libraries show file and line but not the source text). An image has room to keep them.
-    """
-    if opts.bytecode_mode:
-        return opts.bytecode_mode
-    return "pyc-only" if opts.target == "zip" else bytecode.DEFAULT_MODE
+# what callers of build() name; they live in buildrun with what the steps share
+__all__ = ["BuildOptions", "BuildResult", "Progress", "build", "serve_cache_dir"]
 
 
 def serve_cache_dir(model_uri: str, arch: str) -> Path:
     """Where ``serve -m URI`` builds: one directory per URI and architecture, rebuilt each time."""
-    import hashlib
-
     key = hashlib.sha256(f"{model_uri}\0{arch}".encode()).hexdigest()[:16]
     return cache_root() / "serve" / key
 
 
-def _copy_runtime(app: Path) -> None:
-    """Copy the runtime's own sources into ``app/mlflow_lambda/handler/``.
-
-    The sources are found through this package (``mlflow_lambda.handler.__file__``), never by
-    importing a name that a user's ``handler.py`` on ``sys.path`` could shadow, and only its
-    ``*.py`` files are copied (no caches, no typing marker). An empty ``mlflow_lambda/__init__.py``
-    makes the bundle's copy a regular package, which nothing later on ``sys.path`` (a model's
-    ``code_paths``, say) can extend.
-    """
-    source = Path(handler.__file__).resolve().parent
-    root = app / BUNDLE_PACKAGE
-    (root / "handler").mkdir(parents=True)
-    (root / "__init__.py").write_bytes(b"")
-    for path in sorted(source.rglob("*.py")):
-        if "__pycache__" in path.parts:
-            continue
-        target = root / "handler" / path.relative_to(source)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-
-
-def _upload_model(model_dir: Path, uri: str, files: dict[str, str], progress: Progress) -> None:
-    import boto3  # only a build with --model-location pays for importing boto3
-
-    from mlflow_lambda.packager.modelstore import upload_model
-
-    progress(f"uploading the model to {uri}")
-    upload_model(model_dir, uri, files, boto3.client("s3"))
-
-
-@dataclass
-class _Run:
-    """What every step of one build shares: the options, the work directories, the outputs."""
-
-    opts: BuildOptions
-    work: Path
-    deps_opts: DepsOptions
-    progress: Progress
-    warn_to: Progress
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def staged(self) -> Path:  # what is published into OUTDIR
-        return self.work / "out"
-
-    @property
-    def deps(self) -> Path:  # installed dependencies (the task root of a zip)
-        return self.work / "deps"
-
-    @property
-    def app(self) -> Path:  # the runtime, the model and model.json
-        return self.work / "app"
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
-        self.warn_to(message)
-
-
-@dataclass
-class _Deps:
-    """The plan a build settled on and what installing it produced."""
-
-    plan: BundlePlan
-    installed: dict[str, str]
-    interpreter: Path | None
-
-
 # -- the steps ------------------------------------------------------------------------------
-def _resolve(run: _Run) -> tuple[ResolvedModel, ModelConfig]:
+def _resolve(run: BuildRun) -> tuple[ResolvedModel, ModelConfig]:
     run.progress(f"resolving {run.opts.model_uri}")
     resolved = resolve_model(
         run.opts.model_uri, run.work / "download", tracking_uri=run.opts.tracking_uri
@@ -191,7 +70,7 @@ def _resolve(run: _Run) -> tuple[ResolvedModel, ModelConfig]:
     return resolved, write_model_config(resolved.local_dir, run.app / "model.json")
 
 
-def _document(run: _Run, config: ModelConfig, resolved: ResolvedModel) -> None:
+def _document(run: BuildRun, config: ModelConfig, resolved: ResolvedModel) -> None:
     """openapi.json beside model.json in the bundle (served as is) and in OUTDIR."""
     title = resolved.model_name or f"MLflow {config['flavor']} model"
     version = resolved.version or handler.__version__
@@ -199,14 +78,14 @@ def _document(run: _Run, config: ModelConfig, resolved: ResolvedModel) -> None:
 
 
 def _plan(
-    run: _Run, config: ModelConfig, *, python: str | None, force_pandas: bool | str
+    run: BuildRun, config: ModelConfig, *, python: str | None, force_pandas: bool | str
 ) -> BundlePlan:
     return plan_bundle(
         config, python=python, arch=run.opts.arch, warn=run.warn, force_pandas=force_pandas
     )
 
 
-def _install(run: _Run, config: ModelConfig, plan: BundlePlan) -> _Deps:
+def _install(run: BuildRun, config: ModelConfig, plan: BundlePlan) -> Deps:
     """Install (prune, compile) ``plan`` into ``run.deps``, replacing what was there."""
     if any(run.deps.iterdir()):
         shutil.rmtree(run.deps)
@@ -215,15 +94,15 @@ def _install(run: _Run, config: ModelConfig, plan: BundlePlan) -> _Deps:
     installed = prepare_dependencies(
         plan, run.deps, run.deps_opts, interpreter=interpreter, progress=run.progress
     )
-    return _Deps(plan, installed, interpreter)
+    return Deps(plan, installed, interpreter)
 
 
-def _replan(run: _Run, config: ModelConfig, *, python: str, force_pandas: bool | str) -> _Deps:
+def _replan(run: BuildRun, config: ModelConfig, *, python: str, force_pandas: bool | str) -> Deps:
     """Plan again with another Python or with pandas, and install that plan instead."""
     return _install(run, config, _plan(run, config, python=python, force_pandas=force_pandas))
 
 
-def _plan_and_install(run: _Run, config: ModelConfig) -> _Deps:
+def _plan_and_install(run: BuildRun, config: ModelConfig) -> Deps:
     """Plan the bundle and install it.
 
     When the training Python's Lambda runtime has too old a glibc for the model's pins
@@ -257,27 +136,13 @@ def _plan_and_install(run: _Run, config: ModelConfig) -> _Deps:
     return _checked(run, deps)
 
 
-def _checked(run: _Run, deps: _Deps) -> _Deps:
+def _checked(run: BuildRun, deps: Deps) -> Deps:
     if deps.interpreter is None:
         run.warn(bytecode.missing_interpreter_message(deps.plan.python_version))
     return deps
 
 
-def _stage(run: _Run, config: ModelConfig, model_dir: Path, deps: _Deps) -> None:
-    """The runtime and the model (or its upload to S3) into ``run.app``, compiled."""
-    _copy_runtime(run.app)
-    if run.opts.model_location:
-        _upload_model(model_dir, run.opts.model_location, config["files"], run.progress)
-    else:
-        shutil.copytree(model_dir, run.app / "model")
-    if deps.interpreter is not None:
-        # The runtime keeps its sources unless asked otherwise: tracebacks of our own code
-        # then show their lines, for 0.2 MB.
-        mode = run.opts.bytecode_mode or bytecode.DEFAULT_MODE
-        bytecode.compile_tree(run.app, deps.interpreter, mode=mode)
-
-
-def _check(run: _Run, config: ModelConfig, model_dir: Path, deps: _Deps) -> ImportCheck:
+def _check(run: BuildRun, config: ModelConfig, model_dir: Path, deps: Deps) -> ImportCheck:
     return import_check(
         [run.app, run.deps],
         deps.interpreter,
@@ -289,8 +154,8 @@ def _check(run: _Run, config: ModelConfig, model_dir: Path, deps: _Deps) -> Impo
 
 
 def _verify(
-    run: _Run, config: ModelConfig, model_dir: Path, deps: _Deps
-) -> tuple[_Deps, ImportCheck | None]:
+    run: BuildRun, config: ModelConfig, model_dir: Path, deps: Deps
+) -> tuple[Deps, ImportCheck | None]:
     """Import the staged bundle in the target Python and score the input example.
 
     A model whose signature is all numeric is planned without pandas; if it still wants a
@@ -337,7 +202,7 @@ def _verify(
 
 
 def _trim(
-    run: _Run, config: ModelConfig, model_dir: Path, deps: _Deps, check: ImportCheck | None
+    run: BuildRun, config: ModelConfig, model_dir: Path, deps: Deps, check: ImportCheck | None
 ) -> tuple[trim.TrimReport | None, ImportCheck | None]:
     """``--trim``: leave out what a traced run never imported, then verify again."""
     if not run.opts.trim:
@@ -352,105 +217,6 @@ def _trim(
         run.progress("checking that the trimmed bundle imports and predicts on its own")
         check = _check(run, config, model_dir, deps)
     return report, check
-
-
-def _assemble(run: _Run, deps: _Deps) -> tuple[Path, str | None, sizes.SizeReport]:
-    """bundle.zip (dependencies and app in one task root) or the image build context."""
-    if run.opts.target == "zip":
-        app_names = {entry.name for entry in run.app.iterdir()}  # the model: never cached
-        for entry in sorted(run.app.iterdir()):
-            entry.rename(run.deps / entry.name)
-        artifact = run.staged / "bundle.zip"
-        run.progress("writing bundle.zip")
-        sha: str | None = assemble.build_zip(
-            run.deps,
-            artifact,
-            cache=(run.opts.cache_dir or cache_root()) / "deflated",
-            uncached=app_names,
-        )
-        size = sizes.size_report(run.deps, artifact)
-        shutil.copyfile(run.deps / "model.json", run.staged / "model.json")
-    else:
-        artifact = run.staged / "image"
-        run.progress("writing the image build context")
-        assemble.build_image_context(
-            run.deps, run.app, artifact, python=deps.plan.python_version, arch=deps.plan.arch
-        )
-        sha = None
-        size = sizes.size_report(artifact)
-        shutil.copyfile(run.app / "model.json", run.staged / "model.json")
-    run.progress(size.format())
-    for message in sizes.check_limits(size, target=run.opts.target):
-        run.warn(message)
-    return artifact, sha, size
-
-
-def _render(
-    run: _Run,
-    config: ModelConfig,
-    resolved: ResolvedModel,
-    deps: _Deps,
-    built: tuple[Path, str | None, sizes.SizeReport],
-    check: ImportCheck | None,
-    trimmed: trim.TrimReport | None,
-) -> Manifest:
-    """What ``package`` writes beside the artifact: manifest.json, template.yaml, events/."""
-    opts, (_, sha, size) = run.opts, built
-    peak_mb = check.peak_rss_mb if check is not None else None
-    manifest = Manifest(
-        model_uri=opts.model_uri,
-        run_id=resolved.run_id or config.get("run_id"),
-        registered_model=resolved.model_name,
-        model_version=resolved.version,
-        model_source=resolved.source,
-        flavor=config["flavor"],
-        serialization_format=config["serialization_format"],
-        target=opts.target,
-        python_version=deps.plan.python_version,
-        arch=deps.plan.arch,
-        distributions=deps.installed,
-        model_files=config["files"],
-        artifact_sha256=sha,
-        sizes={
-            "unzipped_bytes": size.unzipped,
-            "zipped_bytes": size.zipped,
-            "peak_rss_mb": peak_mb,
-            "trimmed_bytes": trimmed.bytes_saved if trimmed else None,
-        },
-        model_location=opts.model_location,
-    )
-    manifest.write(run.staged / "manifest.json")
-    # Lambda gives CPU in proportion to memory, and init (importing numpy, scipy and
-    # sklearn) is CPU-bound, so 1024 MB is the floor for a quick cold start; a model whose
-    # measured peak needs more gets more. A floor also keeps template.yaml the same from
-    # build to build, since a measured peak varies by a few MB.
-    memory = max(MIN_MEMORY_MB, suggest_memory_mb(peak_mb, size.unzipped / sizes.MB))
-    if peak_mb is not None:
-        run.progress(f"peak memory at import + predict: {peak_mb:.0f} MB; MemorySize {memory}")
-    template = _template_options(opts, deps, memory)
-    write_template(run.staged, template)
-    slow_init = init_warning(check.init_s if check is not None else None, template.memory_mb)
-    if slow_init:
-        run.warn(slow_init)
-    for line in describe_endpoint(template):  # public or not, throttled or not: said aloud
-        run.progress(line)
-    facts = check.facts if check is not None else None
-    write_events(run.staged, config, facts)
-    return manifest
-
-
-def _template_options(opts: BuildOptions, deps: _Deps, memory: int) -> TemplateOptions:
-    """What the build settled on, with the user's deploy surface (``opts.surface``) over it."""
-    built = TemplateOptions(
-        function_name=opts.name,
-        runtime=deps.plan.runtime,
-        arch="arm64" if deps.plan.arch == "arm64" else "x86_64",
-        package_type=opts.target,
-        docker_context="image",
-        memory_mb=memory,
-        model_s3_uri=opts.model_location,
-    )
-    return opts.surface.template_options(built, opts.model_uri)
 
 
 # -- the pipeline ---------------------------------------------------------------------------
@@ -469,7 +235,7 @@ def build(opts: BuildOptions, *, progress: Progress = print, warn: Progress = pr
     outdir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.build-", dir=outdir.parent))
     try:
-        run = _Run(opts, work, _deps_options(opts), timed, warn)
+        run = BuildRun(opts, work, deps_options(opts), timed, warn)
         for d in (run.staged, run.deps, run.app):
             d.mkdir()
         manifest = _build(run)
@@ -487,7 +253,7 @@ def build(opts: BuildOptions, *, progress: Progress = print, warn: Progress = pr
     )
 
 
-def _build(run: _Run) -> Manifest:
+def _build(run: BuildRun) -> Manifest:
     resolved, config = _resolve(run)
     model_dir, config = hygiene.check_model(
         resolved.local_dir, config, run.app / "model.json", run.work / "model-clean",
@@ -495,11 +261,11 @@ def _build(run: _Run) -> Manifest:
     )  # fmt: skip
     _document(run, config, resolved)
     deps = _plan_and_install(run, config)
-    _stage(run, config, model_dir, deps)
+    stage(run, config, model_dir, deps)
     deps, check = _verify(run, config, model_dir, deps)
     note = pandas_note(deps.plan)
     if note:
         run.progress(note)
     trimmed, check = _trim(run, config, model_dir, deps, check)
-    built = _assemble(run, deps)
-    return _render(run, config, resolved, deps, built, check, trimmed)
+    built = assemble_artifact(run, deps)
+    return render(run, config, resolved, deps, built, check, trimmed)

@@ -21,11 +21,8 @@ from pathlib import Path
 
 from mlflow_lambda import handler
 from mlflow_lambda.packager import bytecode
-from mlflow_lambda.packager.install import (
-    cache_root,
-    install_requirements,
-    installed_distributions,
-)
+from mlflow_lambda.packager.cachedirs import cache_root
+from mlflow_lambda.packager.install import install_requirements, installed_distributions
 from mlflow_lambda.packager.plan import BundlePlan
 from mlflow_lambda.packager.prune import prune_tree
 

@@ -16,7 +16,6 @@ starts pip through a small shim that gives pip's marker evaluation the target's 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -34,6 +33,7 @@ from packaging.requirements import Requirement
 from packaging.tags import parse_tag
 from packaging.utils import canonicalize_name
 
+from mlflow_lambda.packager.cachedirs import default_cache_dir
 from mlflow_lambda.packager.elfcheck import check_architecture
 from mlflow_lambda.packager.errors import BundleCheckError, DependencyError, RuntimeTooOldError
 from mlflow_lambda.packager.plan import BundlePlan
@@ -96,44 +96,6 @@ def run_pip(
             lines.append(line)
             on_line(line.rstrip("\n"))
     return PipResult(proc.returncode, "".join(lines))
-
-
-def cache_root() -> Path:
-    """``~/.cache/mlflow-lambda`` (``$XDG_CACHE_HOME`` if set): wheels/, deps/, serve/."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlflow-lambda"
-
-
-def default_cache_dir(python_version: str, arch: str) -> Path:
-    """``<cache_root>/wheels/<py>-<arch>``."""
-    return cache_root() / "wheels" / f"{python_version}-{arch}"
-
-
-def _runtime_memo(plan: BundlePlan, root: Path) -> Path:
-    facts = [plan.python_version, plan.arch, sorted(plan.requirements)]
-    key = hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:24]
-    return root / "runtimes" / f"{key}.json"
-
-
-def remembered_runtime(plan: BundlePlan, root: Path | None = None) -> tuple[str, str] | None:
-    """``(python, why)`` if an earlier build found ``plan``'s pins need that newer runtime.
-
-    Finding out costs a failed offline install, a failed download and a ``pip index`` call
-    (~4 s, and the network), the same answer every time for the same pins on the same target.
-    """
-    try:
-        memo = json.loads(_runtime_memo(plan, root or cache_root()).read_text())
-        return str(memo["python"]), str(memo["why"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def remember_runtime(plan: BundlePlan, python: str, why: str, root: Path | None = None) -> None:
-    """Record that ``plan``'s pins need ``python`` (see :func:`remembered_runtime`)."""
-    memo = _runtime_memo(plan, root or cache_root())
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    partial = memo.with_name(f".{memo.name}.{os.getpid()}")
-    partial.write_text(json.dumps({"python": python, "why": why}))
-    os.replace(partial, memo)  # builds running at once never read half a file
 
 
 def pip_target_flags(target: Target) -> list[str]:

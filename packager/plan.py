@@ -13,16 +13,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import SpecifierSet
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from mlflow_lambda.handler.flavors import FLAVORS, GENERIC_FLAVOR
-from mlflow_lambda.handler.payload import DF_RECORDS, DF_SPLIT, INPUTS, INSTANCES, PARAMS_KEY
 from mlflow_lambda.packager.errors import DependencyError
 from mlflow_lambda.packager.generic import PANDAS_REASON as GENERIC_PANDAS_REASON
 from mlflow_lambda.packager.generic import generic_drop_reason, generic_requirements
+from mlflow_lambda.packager.pandas_choice import FORCED_PANDAS_REASON, model_needs_pandas
+from mlflow_lambda.packager.pins import Dropped, Merged, parse_requirement, use_cpu_twins
 from mlflow_lambda.packager.platforms import (
     SUPPORTED_PYTHONS,
     Target,
@@ -47,22 +46,6 @@ RUNTIME_REQUIREMENTS: tuple[str, ...] = (
     "msgspec>=0.18",
 )
 PANDAS_REQUIREMENT = "pandas>=2.0"
-# MLflow column types the handler turns into one 2-D numpy array without pandas
-# (handler.schema.NUMERIC_DTYPES); string, binary, datetime, array, object, map need pandas.
-NUMERIC_COLUMN_TYPES = frozenset({"long", "integer", "double", "float", "boolean"})
-FORCED_PANDAS_REASON = "asked for (the bundle without pandas failed its import-and-predict check)"
-WITH_PANDAS_REASON = "asked for with --with-pandas"
-NO_SIGNATURE_REASON = (
-    "the model has no signature and no input example; the build's check confirms it was "
-    "fitted on arrays (no feature_names_in_)"
-)
-# Measured on the README example's python3.12 bundle (docs/findings.md): pruned pandas is
-# 28 MB, and scikit-learn imports it whenever it is installed (~0.15 s of cold start).
-_PANDAS_COST = "28 MB and ~0.15 s of cold start"
-_AVOID_PANDAS = (
-    "log the model with a signature of numeric columns or tensors, or fit it on arrays and "
-    "log it without a signature, to be served without it"
-)
 # Serialization format -> its loader library besides the flavor's own (handler.flavors.FLAVORS);
 # a flavor's native formats (xgboost ubj, a lightgbm Booster's text, onnx, ...) need none.
 FORMAT_DISTRIBUTIONS: dict[str, str | None] = {
@@ -71,25 +54,6 @@ FORMAT_DISTRIBUTIONS: dict[str, str | None] = {
     "pickle": None,
 }
 
-
-@dataclass(frozen=True)
-class CpuTwin:
-    """The CPU-only build of a GPU distribution, published with the same version numbers."""
-
-    name: str
-    since: str  # the first version published under ``name``
-    why: str
-
-
-# Lambda has no GPU (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html):
-# a CUDA build only costs size. Each twin is the same library, built without CUDA.
-CPU_TWINS: dict[str, CpuTwin] = {
-    # xgboost 3.x's manylinux_2_28 wheel is ~58 MB zipped and pulls nvidia-nccl-cu12/13;
-    # xgboost-cpu (~6 MB) exists from 2.1.0 (https://github.com/dmlc/xgboost/pull/10112)
-    "xgboost": CpuTwin("xgboost-cpu", "2.1.0", "without CUDA and nvidia-nccl"),
-    "onnxruntime-gpu": CpuTwin("onnxruntime", "0", "without the CUDA/TensorRT providers"),
-    "tensorflow": CpuTwin("tensorflow-cpu", "2.1.0", "without CUDA"),
-}
 
 _MLFLOW = "MLflow is only needed at build time; the handler loads the model without it"
 _LAMBDA_PROVIDES = "the Lambda Python runtime provides boto3 and botocore"
@@ -137,14 +101,6 @@ _ALWAYS_DROPPED: dict[str, str] = {
     "botocore": _LAMBDA_PROVIDES,
     "pyarrow": _PYARROW,
 }
-
-
-@dataclass(frozen=True)
-class Dropped:
-    """A requirement line left out of the bundle, and why."""
-
-    requirement: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -211,116 +167,6 @@ def choose_python(
     return nearest
 
 
-def model_needs_pandas(config: Mapping[str, Any]) -> tuple[bool, str]:
-    """Whether the handler will need pandas for this model, and why.
-
-    Decided by the signature, not by the requirements: MLflow's inferred requirements list
-    pandas for every pyfunc model, one fitted on plain arrays included (MLflow's own pyfunc
-    layer imports pandas while the requirement capture runs), so they say nothing here. A
-    tensor signature means the handler only builds numpy arrays (it imports pandas lazily,
-    for DataFrame inputs). A signature of named numeric columns is scored from a 2-D array
-    in signature order when pandas is missing (``handler.app.Scorer``): scikit-learn turns
-    MLflow's DataFrame into that same array. Any other column type needs a DataFrame.
-    Without a signature the input example is the only evidence of how the model was
-    fitted; with neither (the user story's model), the plan leaves pandas out and the
-    build's import check, which loads the model, adds it back when the estimator was fitted
-    on named columns (``feature_names_in_``; :func:`fitted_on_frame_reason`).
-
-    A model that needs a DataFrame although its columns are numeric (a ColumnTransformer
-    selecting columns by name) fails the build's import-and-predict check without pandas;
-    the build then plans again with ``plan_bundle(..., force_pandas=True)``.
-    """
-    inputs = (config.get("signature") or {}).get("inputs")
-    if inputs:
-        specs = [spec if isinstance(spec, dict) else {} for spec in inputs]
-        if all(spec.get("type") == "tensor" for spec in specs):
-            return False, "the model's signature takes tensors"
-        if config.get("flavor") == "onnx":
-            return True, "an ONNX model answers a DataFrame input with a DataFrame"
-        for spec in specs:
-            if spec.get("name") is None:
-                return True, "the model's signature has unnamed columns"
-            if spec.get("type") not in NUMERIC_COLUMN_TYPES:
-                return True, (
-                    f"the model's signature has a {spec.get('type')!r} column {spec['name']!r}"
-                )
-        return False, "the model's signature has only numeric columns"
-    example = config.get("input_example")
-    if isinstance(example, dict) and set(example) <= {INPUTS, INSTANCES, PARAMS_KEY}:
-        data = example.get(INPUTS, example.get(INSTANCES))
-        if isinstance(data, list) and all(isinstance(row, list) for row in data):
-            return False, "the model has no signature and its input example is a plain array"
-    if isinstance(example, dict) and (DF_SPLIT in example or DF_RECORDS in example):
-        return True, "the model has no signature and its input example is a DataFrame"
-    if not example:
-        return False, NO_SIGNATURE_REASON
-    return True, "the model has no tensor signature"
-
-
-def fitted_on_frame_reason(feature_names: list[str]) -> str:
-    """Why a model without a signature keeps pandas once the check saw its fitted names."""
-    return (
-        f"the model has no signature and was fitted on a DataFrame (columns "
-        f"{feature_names!r:.120}), so MLflow checks each request's column names against them"
-    )
-
-
-def pandas_note(plan: BundlePlan) -> str | None:
-    """One line for the build log when pandas is bundled: why, and how to avoid it."""
-    if not plan.needs_pandas:
-        return None
-    if plan.pandas_reason == WITH_PANDAS_REASON:
-        avoid = "package without --with-pandas to leave it out"
-    elif plan.pandas_reason == FORCED_PANDAS_REASON:
-        avoid = "the model needs a DataFrame (it selects columns by name, say)"
-    else:
-        avoid = _AVOID_PANDAS
-    return f"bundling pandas ({_PANDAS_COST}): {plan.pandas_reason}; {avoid}"
-
-
-def _parse(line: str, target: Target) -> Requirement:
-    if line.startswith("-"):
-        raise DependencyError(
-            f"requirement line {line!r} is a pip option, which a bundle cannot honour; "
-            "log the model with plain 'name==version' requirements"
-        )
-    try:
-        req = Requirement(line)
-    except InvalidRequirement as exc:
-        raise DependencyError(f"cannot parse model requirement {line!r}: {exc}") from None
-    if req.url:
-        raise DependencyError(
-            f"model requirement {line!r} points at a URL; bundles install only wheels from the "
-            f"package index for {target.describe()}: publish a wheel and pin 'name==version'"
-        )
-    return req
-
-
-@dataclass
-class _Merged:
-    name: str
-    extras: set[str] = field(default_factory=set)
-    specifier: SpecifierSet = field(default_factory=SpecifierSet)
-    sources: list[str] = field(default_factory=list)
-
-    def add(self, req: Requirement, source: str) -> None:
-        self.extras |= req.extras
-        self.specifier &= req.specifier
-        self.sources.append(f"{req} ({source})")
-
-    def render(self, target: Target) -> str:
-        pins = [s.version for s in self.specifier if s.operator in ("==", "===")]
-        if any(not self.specifier.contains(pin, prereleases=True) for pin in pins):
-            raise DependencyError(
-                f"conflicting requirements for {self.name} on {target.describe()}: "
-                f"{'; '.join(self.sources)}. Log the model with one compatible pin for "
-                f"{self.name}"
-            )
-        specifier = f"=={pins[0]}" if pins else str(self.specifier)
-        extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
-        return f"{self.name}{extras}{specifier}"
-
-
 def _drop_reason(name: str, needs_pandas: bool, pandas_reason: str) -> str | None:
     if name in _ALWAYS_DROPPED:
         return _ALWAYS_DROPPED[name]
@@ -360,37 +206,6 @@ def _runtime_requirements(
     return reqs
 
 
-def _at_least(pin: str, since: str) -> bool:
-    try:
-        return Version(pin) >= Version(since)
-    except InvalidVersion:  # a wildcard pin such as ==3.2.*: compare its release part
-        return Version(pin.rstrip(".*") or "0") >= Version(since)
-
-
-def _use_cpu_twins(merged: dict[str, _Merged], dropped: list[Dropped], target: Target) -> None:
-    """Replace each GPU distribution in ``merged`` by its CPU twin, same version, saying so."""
-    for name, twin in CPU_TWINS.items():
-        gpu = merged.get(name)
-        if gpu is None:
-            continue
-        pinned = gpu.render(target)
-        pins = [s.version for s in gpu.specifier if s.operator in ("==", "===")]
-        if pins and not _at_least(pins[0], twin.since):
-            continue  # no CPU twin of that version: keep the pin the model needs
-        del merged[name]
-        cpu = merged.setdefault(canonicalize_name(twin.name), _Merged(twin.name))
-        cpu.extras |= gpu.extras
-        cpu.specifier &= gpu.specifier
-        cpu.sources += gpu.sources
-        dropped.append(
-            Dropped(
-                pinned,
-                f"Lambda has no GPU: installing its CPU build {cpu.render(target)} instead, "
-                f"the same library {twin.why}",
-            )
-        )
-
-
 def plan_bundle(
     config: Mapping[str, Any],
     *,
@@ -423,10 +238,10 @@ def plan_bundle(
     if generic:
         needs_pandas, pandas_reason = True, GENERIC_PANDAS_REASON
 
-    merged: dict[str, _Merged] = {}
+    merged: dict[str, Merged] = {}
     dropped: list[Dropped] = []
     for line in config.get("requirements") or []:
-        req = _parse(line, target)
+        req = parse_requirement(line, target)
         name = canonicalize_name(req.name)
         if req.marker is not None and not req.marker.evaluate(environment):
             dropped.append(Dropped(line, f"its marker does not hold on {target.describe()}"))
@@ -438,11 +253,11 @@ def plan_bundle(
             dropped.append(Dropped(line, reason))
             continue
         req.marker = None  # evaluated above, for the target rather than the host
-        merged.setdefault(name, _Merged(req.name)).add(req, "model")
+        merged.setdefault(name, Merged(req.name)).add(req, "model")
 
     for line in _runtime_requirements(config, needs_pandas, merged):
         req = Requirement(line)
-        merged.setdefault(canonicalize_name(req.name), _Merged(req.name)).add(req, "runtime")
+        merged.setdefault(canonicalize_name(req.name), Merged(req.name)).add(req, "runtime")
 
     version = config.get("flavor_library_version") if not generic else None
     if version:
@@ -454,7 +269,7 @@ def plan_bundle(
                 "requirements' version"
             )
 
-    _use_cpu_twins(merged, dropped, target)
+    use_cpu_twins(merged, dropped, target)
     requirements = [merged[name].render(target) for name in sorted(merged)]
     return BundlePlan(
         target.python_version, arch, requirements, dropped, needs_pandas, pandas_reason

@@ -82,7 +82,7 @@ class OnnxPredictor:
         self.output_names = [o.name for o in session.get_outputs()]
         # A DataFrame input is answered with a DataFrame (records), an array with a dict: the
         # input type is the answer's shape, so a column signature always gets its DataFrame
-        # (the plan keeps pandas for it: packager.plan.model_needs_pandas).
+        # (the plan keeps pandas for it: packager.pandas_choice.model_needs_pandas).
         self.accepts_ndarray = False
         self.feature_names: tuple[str, ...] | None = None
 

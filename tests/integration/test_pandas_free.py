@@ -27,7 +27,7 @@ import pytest
 from mlflow_lambda.handler.app import Scorer
 from mlflow_lambda.handler.flavors import load_model
 from mlflow_lambda.packager.inspection import inspect_model
-from mlflow_lambda.packager.plan import model_needs_pandas
+from mlflow_lambda.packager.pandas_choice import model_needs_pandas
 from tests import mlflow_models as mm
 from tests.parity_corpus import BAD, CSV, FOREST, JSON, OK, Case, _split
 

@@ -20,7 +20,7 @@ from mlflow_lambda.handler.schema import probe_body
 from mlflow_lambda.infra.invoke import open_bundle
 from mlflow_lambda.packager.build import BuildOptions, BuildResult, build
 from mlflow_lambda.packager.events import make_event
-from mlflow_lambda.packager.plan import NO_SIGNATURE_REASON
+from mlflow_lambda.packager.pandas_choice import NO_SIGNATURE_REASON
 from tests.mlflow_models import LoggedModel
 
 pytestmark = pytest.mark.integration

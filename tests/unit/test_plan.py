@@ -7,17 +7,16 @@ from typing import Any
 import pytest
 
 from mlflow_lambda.packager.errors import DependencyError
-from mlflow_lambda.packager.plan import (
+from mlflow_lambda.packager.pandas_choice import (
     FORCED_PANDAS_REASON,
     NO_SIGNATURE_REASON,
     WITH_PANDAS_REASON,
-    BundlePlan,
-    Dropped,
     fitted_on_frame_reason,
     model_needs_pandas,
     pandas_note,
-    plan_bundle,
 )
+from mlflow_lambda.packager.pins import Dropped
+from mlflow_lambda.packager.plan import BundlePlan, plan_bundle
 
 # The requirements MLflow 3.17.2 logged for the README forest (skops) in this repo's venv.
 FOREST_REQUIREMENTS = [

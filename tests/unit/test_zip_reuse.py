@@ -13,7 +13,7 @@ import pytest
 
 from mlflow_lambda.packager import assemble
 from mlflow_lambda.packager.assemble import build_zip
-from mlflow_lambda.packager.install import remember_runtime, remembered_runtime
+from mlflow_lambda.packager.cachedirs import remember_runtime, remembered_runtime
 from mlflow_lambda.packager.plan import BundlePlan
 
 FILES = {
