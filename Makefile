@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv browser test test-fast lint typecheck demo bench clean
+.PHONY: venv browser test test-all test-fast lint typecheck demo bench clean
 
 # setuptools says "Editable installation ... folders with the same name as your package may
 # take precedence" for every editable install that needs its import finder (ours maps
@@ -29,8 +29,13 @@ browser: $(CHROMIUM)
 # The suite waits on subprocesses (pip, the Lambda emulator, MLflow's server) more than it
 # computes, so it runs on one worker per core (pytest-xdist); --dist loadfile keeps a module's
 # tests, and the module-scoped servers and bundles they share, on one worker.
+# make test leaves out the tests marked slow (an arm64 build, two more trimmed builds); make
+# test-all runs every test.
 TEST_WORKERS ?= auto
 test: $(STAMP) $(CHROMIUM)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m 'not slow'
+
+test-all: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Unit tests only: no bundles built, no servers; under a minute.

@@ -131,12 +131,16 @@ def _link(src: str, dst: str) -> None:
 def test_two_cache_dirs_give_the_same_bundle_and_the_manifest_lists_what_it_holds(
     seed_model: LoggedModel, cache_dir: Path, tmp_path: Path
 ) -> None:
+    """One build in the suite's shared cache dir (its prepared tree made there by whichever
+    build came first), one in a fresh cache dir at a longer path that prepares its own tree:
+    two cache dirs, each tree installed, pruned and compiled at its own path."""
     uri = f"models:/{seed_model.registered_name}/{seed_model.version}"
     shas, manifests = [], []
-    for name in ("first", "second-with-a-longer-path"):
-        cache = _fresh_cache(cache_dir, tmp_path / name / "cache")
+    fresh = _fresh_cache(cache_dir, tmp_path / "second-with-a-longer-path" / "cache")
+    for name, cache in (("shared", cache_dir), ("fresh", fresh)):
         result, log = _build(uri, tmp_path / name / "out", cache)
-        assert "reusing prepared dependencies" not in log  # each prepared its own tree
+        if cache == fresh:
+            assert "reusing prepared dependencies" not in log  # it prepared its own tree
         digest = hashlib.sha256(result.artifact_path.read_bytes()).hexdigest()
         assert digest == result.manifest["artifact_sha256"]
         shas.append(digest)

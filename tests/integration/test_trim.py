@@ -176,7 +176,16 @@ def _answers(outdir: Path, cases: list[Case], tmp: Path) -> list[dict[str, objec
     return answers
 
 
-@pytest.mark.parametrize("name", ["regressor", "pipeline", "array_model"])
+# regressor and pipeline each cost a full and a trimmed build of their own (about 2.5 min of a
+# worker each): `make test-all` runs them; the forest and the array model cover trim in `make test`.
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("regressor", marks=pytest.mark.slow),
+        pytest.param("pipeline", marks=pytest.mark.slow),
+        "array_model",
+    ],
+)
 def test_a_trimmed_bundle_answers_the_whole_parity_corpus_like_the_full_one(
     name: str, request: pytest.FixtureRequest, cache_dir: Path, tmp_path: Path
 ) -> None:
