@@ -16,8 +16,9 @@ from typing import Any
 
 from mlflow_lambda.handler.payload import MAX_PAYLOAD_BYTES
 from mlflow_lambda.packager.events import make_event
+from tests.parity_corpus import IRIS
 
-COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+COLUMNS = IRIS
 ROW = [5.1, 3.5, 1.4, 0.2]
 VALID = {"dataframe_split": {"columns": COLUMNS, "data": [ROW]}}
 HTTP_SHAPES = ("v1", "v2", "url", "alb")

@@ -60,6 +60,8 @@ def _iris_records(*rows: list[Any]) -> list[dict[str, Any]]:
 
 
 R1, R2 = [5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]
+# the README example's two-row request, as the tests that only need one valid call send it
+IRIS_BODY = {"dataframe_split": {"columns": IRIS, "data": [R1, R2]}}
 M1, M2 = [70, 29881.7, "paris"], [57, 28977.2, "nice"]
 CSV_IRIS = ",".join(IRIS) + "\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n"
 BAD = (400, "BAD_REQUEST")

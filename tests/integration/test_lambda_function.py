@@ -13,6 +13,7 @@ import pytest
 
 from mlflow_lambda.packager.inspection import write_model_config
 from tests.mlflow_models import LoggedModel
+from tests.parity_corpus import IRIS_BODY
 
 pytestmark = pytest.mark.integration
 
@@ -65,17 +66,7 @@ def test_import_loads_only_runtime_modules(bundle_env: dict[str, str]) -> None:
 
 def test_every_event_shape(bundle_env: dict[str, str]) -> None:
     events = {p.stem: json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*.json"))}
-    events["direct"] = {
-        "dataframe_split": {
-            "columns": [
-                "sepal length (cm)",
-                "sepal width (cm)",
-                "petal length (cm)",
-                "petal width (cm)",
-            ],
-            "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]],
-        }
-    }
+    events["direct"] = IRIS_BODY
     events["direct-bad"] = {"dataframe_split": {"data": [[1.0, 2.0]]}}
     events["sqs"] = {"Records": [{"eventSource": "aws:sqs", "body": "{}"}]}
     answers = run_entry(

@@ -38,6 +38,7 @@ from tests.integration.deploy_helpers import (
     write_outdir,
 )
 from tests.moto_server import moto_server
+from tests.parity_corpus import IRIS, R1, R2
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +46,7 @@ REPO = Path(__file__).resolve().parent.parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
 REGION = "us-east-1"
 BUCKET = "artifacts"
-COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
-ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+COLUMNS, ROWS = IRIS, [R1, R2]
 
 
 @pytest.fixture(scope="module")

@@ -27,12 +27,12 @@ from mlflow_lambda.infra.plugin import LambdaDeploymentClient
 from mlflow_lambda.packager.build import BuildOptions
 from mlflow_lambda.packager.inspection import write_model_config
 from tests.mlflow_models import LoggedModel
+from tests.parity_corpus import IRIS, R1, R2
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent.parent
-COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
-ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+COLUMNS, ROWS = IRIS, [R1, R2]
 
 
 class FakeDeployer:

@@ -26,6 +26,7 @@ from mlflow_lambda.packager.template import TemplateOptions, render_template
 from tests.integration.deploy_helpers import FAKE_CREDENTIALS
 from tests.mlflow_models import LoggedModel
 from tests.moto_server import moto_server
+from tests.parity_corpus import IRIS_BODY
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -35,17 +36,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent.parent
 BUCKET = "s3-model-tests"  # moto keeps one state per process: a name no other module uses
-BODY = {
-    "dataframe_split": {
-        "columns": [
-            "sepal length (cm)",
-            "sepal width (cm)",
-            "petal length (cm)",
-            "petal width (cm)",
-        ],
-        "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]],
-    }
-}
+BODY = IRIS_BODY
 
 
 @pytest.fixture(scope="module")

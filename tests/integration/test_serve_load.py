@@ -23,6 +23,7 @@ import pytest
 
 from mlflow_lambda.infra.serve import serve_bundle
 from tests.integration import local_lambda_helpers as h
+from tests.parity_corpus import IRIS_BODY
 
 pytestmark = pytest.mark.integration
 
@@ -34,19 +35,7 @@ def handler(event, context):
         time.sleep(1.0)
     return {"statusCode": 200, "body": str(os.getpid())}
 """
-FOREST_BODY = json.dumps(
-    {
-        "dataframe_split": {
-            "columns": [
-                "sepal length (cm)",
-                "sepal width (cm)",
-                "petal length (cm)",
-                "petal width (cm)",
-            ],
-            "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]],
-        }
-    }
-).encode()
+FOREST_BODY = json.dumps(IRIS_BODY).encode()
 
 
 @contextmanager
