@@ -14,6 +14,7 @@ side stops after its request count or its time budget, whichever comes first.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -78,6 +79,7 @@ def in_process(
     config = load_config(bundle.outdir / "model.json")
     predictor = load_model(config, model.local_dir)
     asgi = Mangum(create_app(predictor, config), lifespan="off")
+    gc.freeze()  # as handler.lambda_function does at the end of init
     estimator: Any = getattr(predictor, "model", predictor)
     out: dict[str, dict[str, list[float]]] = {}
     for rows, count in counts.items():

@@ -64,6 +64,19 @@ def test_import_loads_only_runtime_modules(bundle_env: dict[str, str]) -> None:
     assert {"mlflow_lambda", "mangum", "starlette", "sklearn", "skops"} <= set(loaded)
 
 
+def test_init_puts_what_it_made_out_of_the_collectors_reach(bundle_env: dict[str, str]) -> None:
+    """Init ends with gc.freeze(): a request's collections never walk the model or libraries."""
+    frozen, model_tracked = run_entry(
+        bundle_env,
+        """
+        import gc
+        model = lf.predictor.model
+        print(json.dumps([gc.get_freeze_count(), any(o is model for o in gc.get_objects())]))
+        """,
+    )
+    assert frozen > 10_000 and not model_tracked
+
+
 def test_every_event_shape(bundle_env: dict[str, str]) -> None:
     events = {p.stem: json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*.json"))}
     events["direct"] = IRIS_BODY
