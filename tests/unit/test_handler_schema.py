@@ -355,3 +355,37 @@ def test_unsigned_matrix_is_what_check_array_makes_of_mlflows_frame() -> None:
 def test_probe_body_is_one_row_of_zeros_of_the_fitted_width() -> None:
     assert probe_body(3) == {"dataframe_split": {"columns": [0, 1, 2], "data": [[0.0] * 3]}}
     assert probe_body(2, ["x", "y"])["dataframe_split"]["columns"] == ["x", "y"]
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [[1, 2.5], [3, 4]],
+        [[None, 1], ["3.0", True]],
+        [["nan", " 1 "], ["1e3", b"1"]],
+        [[1, [2]], [3, 4]],
+        [[1, "abc"], [3, 4]],
+        [[10**400, 1], [3, 4]],
+        [[1, {}], [3, 4]],
+        [[1, 2], [3]],
+        [[1, 2, 3], [4]],
+        [],
+    ],
+)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_flat_fast_path_gives_what_asarray_gives(rows: list[Any], dtype: str) -> None:
+    """Rows -> matrix through np.fromiter: the same values, or the same careful-path answer."""
+    from mlflow_lambda.handler.schema import _try_matrix
+
+    try:
+        expected = np.asarray(rows, dtype=dtype)
+        want = expected.reshape(0, 2) if expected.size == 0 else expected
+        want = want if want.ndim == 2 and want.shape[1] == 2 else None
+    except (ValueError, TypeError, OverflowError):
+        want = None
+    got = _try_matrix(rows, np.dtype(dtype), 2)
+    if want is None:
+        assert got is None
+    else:
+        assert got is not None and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
