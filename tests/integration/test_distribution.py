@@ -47,7 +47,7 @@ def test_the_wheel_holds_one_top_level_import_package(tmp_path: Path) -> None:
     assert "mlflow_lambda/handler/py.typed" in names
     assert not [n for n in names if n.startswith("mlflow_lambda/") and "/tests/" in n]
     assert dict(entry_points["console_scripts"]) == {
-        "mlflow-lambda": "mlflow_lambda.infra.cli:main"
+        "mlflow-lambda": "mlflow_lambda.infra.cli:console_main"
     }
     assert dict(entry_points["mlflow.deployments"]) == {"lambda": "mlflow_lambda.infra.plugin"}
 
