@@ -77,6 +77,7 @@ class BuildOptions:
         default_factory=Surface
     )  # endpoint, auth, throttling, capacity, alias and rollout
     allow_secrets: tuple[str, ...] = ()  # model files whose credentials ship (packager.hygiene)
+    preload: bool = True  # ship a skops model as a pickle, without skops (packager.preload)
 
 
 @dataclass(frozen=True)
@@ -290,7 +291,7 @@ def _preload(
     done = preload.preload_model(
         config, model_dir, roots=(run.app, run.deps), dest=run.work / "model-preloaded",
         interpreter=deps.interpreter, python=deps.plan.python_version, arch=deps.plan.arch,
-        checked=run.opts.check_import,
+        checked=run.opts.check_import, enabled=run.opts.preload,
     )  # fmt: skip
     (run.progress if done.preloaded else run.warn)(done.message)
     if done.preloaded:

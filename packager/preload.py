@@ -113,13 +113,19 @@ def preload_model(
     python: str,
     arch: str,
     checked: bool,
+    enabled: bool = True,
 ) -> Preload:
     """Pickle the skops model of ``config`` in the bundle's Python (see the module docstring).
 
     ``roots`` are the staged app (with ``model.json``) and dependencies; ``dest`` is a new
-    directory for the model copy with the pickle. ``checked``: the build's import check runs.
+    directory for the model copy with the pickle. ``checked``: the build's import check runs;
+    ``enabled``: False keeps skops (``BuildOptions.preload``, for comparisons).
     """
-    why_not = _why_not(config, interpreter, python, arch, checked)
+    why_not = (
+        _why_not(config, interpreter, python, arch, checked)
+        if enabled
+        else "preloading the model as a pickle was turned off"
+    )
     if why_not is not None or interpreter is None:
         return Preload(config, model_dir, f"kept skops: {why_not}", False)
     link_tree(model_dir, dest)  # hard links: the user's files are read, never written
