@@ -25,7 +25,7 @@ from mlflow_lambda import handler
 from mlflow_lambda.handler import BUNDLE_PACKAGE
 from mlflow_lambda.handler.config import ModelConfig
 from mlflow_lambda.packager import assemble, bytecode, hygiene, preload, sizes, trim
-from mlflow_lambda.packager.deps import DepsOptions, held_distributions, prepare_dependencies
+from mlflow_lambda.packager.deps import DepsOptions, prepare_dependencies
 from mlflow_lambda.packager.endpoint import describe as describe_endpoint
 from mlflow_lambda.packager.errors import BundleCheckError, RuntimeTooOldError
 from mlflow_lambda.packager.events import write_events
@@ -270,7 +270,11 @@ def _stage(
     """The runtime and the model (or its upload to S3) into ``run.app``, compiled; a skops
     model is preloaded as a pickle first (``packager.preload``): what the bundle then holds."""
     _copy_runtime(run.app)
-    config, model_dir = _preload(run, config, model_dir, deps)
+    config, model_dir = preload.stage_preloaded(
+        config, model_dir, deps.plan, deps.installed, interpreter=deps.interpreter,
+        app=run.app, deps=run.deps, work=run.work, checked=run.opts.check_import,
+        enabled=run.opts.preload, progress=run.progress, warn=run.warn,
+    )  # fmt: skip
     if run.opts.model_location:
         _upload_model(model_dir, run.opts.model_location, config["files"], run.progress)
     else:
@@ -281,24 +285,6 @@ def _stage(
         mode = run.opts.bytecode_mode or bytecode.DEFAULT_MODE
         bytecode.compile_tree(run.app, deps.interpreter, mode=mode)
     return config, model_dir
-
-
-def _preload(
-    run: _Run, config: ModelConfig, model_dir: Path, deps: _Deps
-) -> tuple[ModelConfig, Path]:
-    if not preload.wanted(config):
-        return config, model_dir
-    done = preload.preload_model(
-        config, model_dir, roots=(run.app, run.deps), dest=run.work / "model-preloaded",
-        interpreter=deps.interpreter, python=deps.plan.python_version, arch=deps.plan.arch,
-        checked=run.opts.check_import, enabled=run.opts.preload,
-    )  # fmt: skip
-    (run.progress if done.preloaded else run.warn)(done.message)
-    if done.preloaded:
-        run.progress(f"left out skops: {preload.DROPPED_REASON}")
-        preload.drop_loader(run.deps)
-        deps.installed = held_distributions(run.deps)
-    return done.config, done.model_dir
 
 
 def _check(run: _Run, config: ModelConfig, model_dir: Path, deps: _Deps) -> ImportCheck:

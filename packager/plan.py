@@ -98,7 +98,7 @@ _PYARROW = (
     "(cold start), and the handler does not use it"
 )
 _DEV_TOOL = "a development tool, not needed to load or call the model"
-# packager.preload.DROPPED_REASON says the same where the build drops it from the installed tree
+# why skops is left out once packager.preload pickled the model (plan and installed tree alike)
 PRELOADED_REASON = "not needed at run time: the model is preloaded as a pickle at build time"
 
 # MLflow infers requirements by recording every module imported while it loads the model and

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,11 +41,12 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from mlflow_lambda.handler.config import ModelConfig, Preloaded, sha256_file
-from mlflow_lambda.packager.deps import link_tree
+from mlflow_lambda.packager.deps import held_distributions, link_tree
 from mlflow_lambda.packager.errors import BundleCheckError
 from mlflow_lambda.packager.importcheck import run_in_bundle
 from mlflow_lambda.packager.inspection import save_model_config
 from mlflow_lambda.packager.install import installed_distributions
+from mlflow_lambda.packager.plan import PRELOADED_REASON, BundlePlan
 from mlflow_lambda.packager.platforms import host_arch
 from mlflow_lambda.packager.prune import PROTECTED, PruneReport
 from mlflow_lambda.packager.prune_unused import UnusedDist, remove_unused_dists
@@ -52,14 +54,13 @@ from mlflow_lambda.packager.prune_unused import UnusedDist, remove_unused_dists
 PRELOADED_FILE = "model.preloaded.pkl"
 PICKLE_PROTOCOL = 5  # PEP 574: out-of-band buffers, numpy arrays without a copy; Python 3.8+
 LOADER = "skops"
-DROPPED_REASON = (
-    f"the model is preloaded as a pickle ({PRELOADED_FILE}) at build time, so skops, which "
-    "only loads model.skops, is not needed at run time"
-)
 
 # Runs in the target interpreter (every Lambda Python, 3.10+), seeing only the bundle.
 _PRELOAD = """
 import io, json, os, pickle, sys
+# -I ignores PYTHONDONTWRITEBYTECODE: without this, importing the staged runtime would leave
+# timestamp .pyc files in it, which compile_tree then keeps (not reproducible, stale once zipped)
+sys.dont_write_bytecode = True
 sys.path[:0] = json.loads(os.environ["MLFLOW_LAMBDA_PATHS"])
 from pathlib import Path
 import numpy as np
@@ -96,6 +97,42 @@ class Preload:
     model_dir: Path
     message: str  # one line for the build output
     preloaded: bool  # False: skops stays, and so does the skops path
+
+
+def stage_preloaded(
+    config: ModelConfig,
+    model_dir: Path,
+    plan: BundlePlan,
+    installed: dict[str, str],
+    *,
+    interpreter: Path | None,
+    app: Path,
+    deps: Path,
+    work: Path,
+    checked: bool,
+    enabled: bool,
+    progress: Callable[[str], None],
+    warn: Callable[[str], None],
+) -> tuple[ModelConfig, Path]:
+    """The build's step: preload a skops model, drop skops; the config and model dir to ship.
+
+    ``app`` holds the staged runtime and ``model.json`` (rewritten when preloaded), ``deps`` the
+    installed dependencies; ``installed`` (name -> version, the manifest's) is updated in place.
+    """
+    if not wanted(config):
+        return config, model_dir
+    done = preload_model(
+        config, model_dir, roots=(app, deps), dest=work / "model-preloaded",
+        interpreter=interpreter, python=plan.python_version, arch=plan.arch, checked=checked,
+        enabled=enabled,
+    )  # fmt: skip
+    (progress if done.preloaded else warn)(done.message)
+    if done.preloaded:
+        progress(f"left out skops: {PRELOADED_REASON}")
+        drop_loader(deps)
+        installed.clear()
+        installed.update(held_distributions(deps))
+    return done.config, done.model_dir
 
 
 def wanted(config: ModelConfig) -> bool:
@@ -210,6 +247,6 @@ def drop_loader(root: Path, name: str = LOADER) -> PruneReport:
     for info in root.glob("*.dist-info"):
         if info.name.split("-")[0].lower() == name:
             (info / "REQUESTED").unlink(missing_ok=True)
-    table = {dist: UnusedDist((), DROPPED_REASON) for dist in sorted(closure)}
+    table = {dist: UnusedDist((), PRELOADED_REASON) for dist in sorted(closure)}
     remove_unused_dists(root, set(PROTECTED), report, table)
     return report

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import pytest
 from mlflow_lambda.infra.invoke import open_bundle
 from mlflow_lambda.packager.build import BuildOptions, BuildResult, build
 from mlflow_lambda.packager.events import make_event
+from mlflow_lambda.packager.plan import PRELOADED_REASON
 from mlflow_lambda.packager.preload import PRELOADED_FILE
 from tests.integration.test_parity import Reply, outcome, post
 from tests.mlflow_models import LoggedModel
@@ -72,7 +72,7 @@ def test_the_bundle_holds_the_pickle_and_no_skops(seed_build: tuple[BuildResult,
     # covered by the init's sha256 check and listed as a model file in the manifest
     assert config["files"][PRELOADED_FILE] == manifest["model"]["files"][PRELOADED_FILE] == sha
     assert "preloaded model.skops as model.preloaded.pkl" in log
-    assert re.search(r"left out skops: the model is preloaded as a pickle", log), log
+    assert f"left out skops: {PRELOADED_REASON}" in log, log
 
 
 def test_the_pickle_is_written_by_the_bundles_python_and_scikit_learn(
