@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mlflow_lambda.packager.platforms import host_arch
 from mlflow_lambda.packager.preload import drop_loader, preload_model, wanted
 
 
@@ -59,16 +60,18 @@ def test_only_skops_sklearn_models_are_preloaded_and_a_skip_says_why(tmp_path: P
     assert not wanted(_config(serialization_format="cloudpickle"))
     assert not wanted(_config(flavor="lightgbm"))
     kw: dict[str, Any] = {"roots": (tmp_path, tmp_path), "dest": tmp_path / "out", "python": "3.12"}
-    arm = preload_model(_config(), tmp_path, interpreter=Path("/x"), arch="arm64", checked=True,
+    here = host_arch()
+    other = "arm64" if here == "x86_64" else "x86_64"
+    arm = preload_model(_config(), tmp_path, interpreter=Path("/x"), arch=other, checked=True,
                         **kw)  # fmt: skip
     assert not arm.preloaded and arm.config == _config() and arm.model_dir == tmp_path
     assert arm.message.startswith(
-        "kept skops: the model is not preloaded as a pickle because this x86_64 host cannot "
-        "run the arm64 bundle's Python"
+        f"kept skops: the model is not preloaded as a pickle because this {here} host cannot "
+        f"run the {other} bundle's Python"
     )
-    none = preload_model(_config(), tmp_path, interpreter=None, arch="x86_64", checked=True, **kw)
+    none = preload_model(_config(), tmp_path, interpreter=None, arch=here, checked=True, **kw)
     assert "there is no Python 3.12 on this host" in none.message
-    off = preload_model(_config(), tmp_path, interpreter=None, arch="x86_64", checked=True,
+    off = preload_model(_config(), tmp_path, interpreter=None, arch=here, checked=True,
                         enabled=False, **kw)  # fmt: skip
     assert off.message == "kept skops: preloading the model as a pickle was turned off"
     assert not (tmp_path / "out").exists()
