@@ -19,9 +19,9 @@ A skops model is normally loaded once at build time, in the bundle's own Python 
 scikit-learn, and shipped as a pickle (``model.json``'s ``preloaded``, written by
 ``packager.preload``): ``import skops.io`` alone imports every scikit-learn estimator to build
 its table of trusted types, so unpickling the estimator it produced starts faster
-(docs/findings.md) and the bundle needs no skops. The pickle is only read when ``files`` lists it with the same sha256, so
-the init's hash check (``config.verify_model_files``) has covered it; otherwise the skops file
-is loaded as above.
+(docs/findings.md) and the bundle needs no skops. The pickle is only read when ``files``
+lists it with the same sha256, so the init's hash check (``config.verify_model_files``) has
+covered it; otherwise the skops file is loaded as above.
 """
 
 from __future__ import annotations
