@@ -125,7 +125,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     # Not under build/: `mlflow-lambda package -o build/` replaces that directory whole.
     p.add_argument("--workdir", type=Path, default=default_workdir(),
                    help="MLflow store, bundles and logs (kept between runs)")  # fmt: skip
-    p.add_argument("--models", help="comma-separated: readme,large [default: both; "
+    p.add_argument("--models", help="comma-separated: readme,large,seed [default: all; "
                    "--quick: readme]")  # fmt: skip
     p.add_argument("--skip", default="", help=f"comma-separated phases to skip: {PHASES}")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="MINUTES",
@@ -155,7 +155,7 @@ def measure(args: argparse.Namespace, results: dict[str, Any]) -> None:
     skip = {s for s in args.skip.split(",") if s}
     work = args.workdir.resolve()
     (work / "logs").mkdir(parents=True, exist_ok=True)
-    keys = args.models or ("readme" if args.quick else "readme,large")
+    keys = args.models or ("readme" if args.quick else "readme,large,seed")
     models = {k: ensure_model(k, work / "store") for k in keys.split(",") if k}
     bundles = _bundles(models, work)
     notes = results["meta"]["notes"]
@@ -172,16 +172,30 @@ def measure(args: argparse.Namespace, results: dict[str, Any]) -> None:
             notes.append(f"{key}: {b.note}; measured with bytecode mode {b.bytecode_mode!r}")
     for key, model in models.items():
         if "cold" not in skip:
-            root = work / "task" / key
+            root, skops_root = work / "task" / key, work / "task" / f"{key}-skops"
             remove_task_root(root)
             task_root(bundles[key], root)
+            skops = None
+            if key == "seed":  # issue 11: the build's pickle vs skops, in the same run
+                say("building the seed bundle that keeps skops ...")
+                kept = build_bundle(model.uri, work / "bundles" / "seed-skops", preload=False)
+                remove_task_root(skops_root)
+                skops = (task_root(kept, skops_root), kept)
+                results["models"][key]["skops_unzipped_bytes"] = kept.manifest["sizes"][
+                    "unzipped_bytes"
+                ]
+                results["models"][key]["skops_zipped_bytes"] = kept.manifest["sizes"][
+                    "zipped_bytes"
+                ]
             try:
                 say(f"cold start, {key} ...")
                 results["cold"][key] = coldstart.run(
-                    model, root, bundles[key], runs=cfg.cold_runs, warmup=cfg.warmup, say=say
-                )
+                    model, root, bundles[key], runs=cfg.cold_runs, warmup=cfg.warmup, say=say,
+                    skops=skops,
+                )  # fmt: skip
             finally:
                 remove_task_root(root)
+                remove_task_root(skops_root)
         if "warm" not in skip:
             say(f"warm latency, {key} ...")
             inproc = warm.in_process(model, bundles[key], cfg.counts, cfg.budget_s, say)
@@ -236,7 +250,7 @@ def _in_order(results: dict[str, Any]) -> dict[str, Any]:
     def rank(order: tuple[str, ...]) -> Any:
         return lambda key: (order.index(key) if key in order else len(order), key)
 
-    models = sorted(results.get("models", {}), key=rank(("readme", "large")))
+    models = sorted(results.get("models", {}), key=rank(("readme", "large", "seed")))
     arches = sorted(results.get("size", {}), key=rank(("x86_64", "arm64")))
     build = build_by_arch(results.get("build", {}))
     return {

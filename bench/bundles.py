@@ -46,11 +46,18 @@ class Bundle:
 
 
 def build_bundle(
-    model_uri: str, outdir: Path, *, arch: str = "x86_64", trim: bool = False, strip: bool = False
+    model_uri: str,
+    outdir: Path,
+    *,
+    arch: str = "x86_64",
+    trim: bool = False,
+    strip: bool = False,
+    preload: bool = True,
 ) -> Bundle:
     """Package ``model_uri`` for ``arch`` into ``outdir`` (replacing a previous build).
 
-    ``trim`` and ``strip`` are ``mlflow-lambda package``'s ``--trim`` and ``--strip``.
+    ``trim`` and ``strip`` are ``mlflow-lambda package``'s ``--trim`` and ``--strip``;
+    ``preload=False`` keeps a skops model as skops (``BuildOptions.preload``), to compare.
     """
     import time
 
@@ -62,7 +69,7 @@ def build_bundle(
     started = time.perf_counter()
     try:
         result = build(
-            BuildOptions(model_uri, outdir, arch=arch, trim=trim, strip=strip),
+            BuildOptions(model_uri, outdir, arch=arch, trim=trim, strip=strip, preload=preload),
             progress=quiet,
             warn=quiet,
         )
@@ -71,7 +78,15 @@ def build_bundle(
         mode = "pyc-only"
         started = time.perf_counter()
         result = build(
-            BuildOptions(model_uri, outdir, arch=arch, trim=trim, strip=strip, bytecode_mode=mode),
+            BuildOptions(
+                model_uri,
+                outdir,
+                arch=arch,
+                trim=trim,
+                strip=strip,
+                bytecode_mode=mode,
+                preload=preload,
+            ),
             progress=quiet,
             warn=quiet,
         )

@@ -45,14 +45,15 @@ def draw(results: dict[str, Any], summary: dict[str, Any], dest: Path) -> None:
     cold_ax.set_title("Cold start (median, min-max)")
     cold_ax.legend(fontsize=8)
 
-    for key, line in zip(keys, ("-", "--"), strict=False):
+    for key, line in zip(keys, ("-", "--", ":"), strict=False):
         w = summary["models"][key]["warm"]
         rows = [int(r) for r in w]
         for name, label, color, marker in _WARM:
             ys = [w[r][name]["median"] if name in w[r] else float("nan") for r in w]
             warm_ax.plot(rows, ys, line, color=color, marker=marker, label=f"{label} [{key}]")
-    warm_ax.set_xscale("log")
-    warm_ax.set_yscale("log")
+    if any(summary["models"][k]["warm"] for k in keys):  # `--skip warm`: no data to scale
+        warm_ax.set_xscale("log")
+        warm_ax.set_yscale("log")
     warm_ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     warm_ax.set_xlabel("rows per request")
     warm_ax.set_ylabel("p50 ms")

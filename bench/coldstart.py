@@ -7,6 +7,8 @@
 * ``mlflow_load``: a fresh ``python`` that imports MLflow, ``mlflow.pyfunc.load_model(URI)``
   (the registry URI, resolved through the sqlite store) and predicts; ``mlflow_load_path``
   the same from the model's local directory, which skips the registry.
+* ``ours_skops`` (the seed model): the same, for a bundle built with ``preload=False``, which
+  loads ``model.skops`` with skops instead of the build's pickle (``packager.preload``).
 * ``mlflow_serve``: ``mlflow models serve --env-manager local`` from launch to the first
   200 from ``/invocations``; its process tree's peak RSS is read right then.
 
@@ -128,12 +130,16 @@ def mlflow_serve(model_uri: str, body: dict[str, Any], logdir: Path) -> dict[str
 
 def run(
     model: BenchModel, root: Path, bundle: Bundle, *, runs: int, warmup: bool,
-    say: Callable[[str], None],
+    say: Callable[[str], None], skops: tuple[Path, Bundle] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
-    """``runs`` rounds of every cold path, alternating their order; raw results per path."""
+    """``runs`` rounds of every cold path, alternating their order; raw results per path.
+
+    ``skops``: the task root and bundle of the same model kept as skops (path ``ours_skops``).
+    """
     body = model.body(2)
     paths: dict[str, Callable[[Path], dict[str, Any]]] = {
         "ours": lambda _: ours(root, bundle, body),
+        **({"ours_skops": lambda _: ours(*skops, body)} if skops else {}),
         "mlflow_load": lambda _: mlflow_load(model.uri, body),
         "mlflow_load_path": lambda _: mlflow_load(str(model.local_dir), body),
         "mlflow_serve": lambda logdir: mlflow_serve(model.uri, body, logdir),

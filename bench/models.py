@@ -5,6 +5,11 @@
   ``MyRandomForest`` and packaged from ``models:/MyRandomForest/latest``.
 * ``large``: a 500-tree forest on 20 double features (``make_classification``, 4 000 rows,
   ``max_depth=8``, a 22 MB skops file), registered as ``BenchForest500``.
+* ``seed``: the user story's model exactly as USER-STORY.md step 1 writes it
+  (``RandomForestClassifier(random_state=42)`` on the plain arrays of
+  ``make_classification(n_samples=100, n_features=4, random_state=42)``), logged without a
+  signature or an input example, registered as ``SeedRandomForest``; requests name its columns
+  ``0..3`` as the story's does.
 
 Both are saved with skops, MLflow's default since 3.14, trusting the tree type as the README
 does (docs/findings.md: a tree ensemble is refused otherwise). Logging happens once per store: a
@@ -31,10 +36,10 @@ TREE_TRUSTED = ["sklearn.tree._tree.Tree"]
 class BenchModel:
     """A registered model and what the benchmarks send it."""
 
-    key: str  # "readme" | "large"
+    key: str  # "readme" | "large" | "seed"
     title: str
     uri: str  # models:/<name>/latest
-    columns: list[str]
+    columns: list[Any]  # str, or the seed's int positions
     local_dir: Path  # the MLflow model directory (what `mlflow models serve` reads)
     value_range: tuple[float, float]  # where the training features lie
 
@@ -77,6 +82,14 @@ def _large_model() -> tuple[Any, pd.DataFrame]:
     return model.fit(frame, y), frame
 
 
+def _seed_model() -> tuple[Any, Any]:
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = make_classification(n_samples=100, n_features=4, random_state=42)
+    return RandomForestClassifier(random_state=42).fit(X, y), X
+
+
 _SPECS = {
     "readme": (
         "MyRandomForest",
@@ -85,7 +98,9 @@ _SPECS = {
         (0.1, 7.0),
     ),
     "large": ("BenchForest500", "500-tree forest, 20 features", _large_model, (-3.0, 3.0)),
+    "seed": ("SeedRandomForest", "user story's forest (no signature)", _seed_model, (-3.0, 3.0)),
 }
+UNSIGNED = {"seed"}  # logged as the story does: no signature, no input example
 
 
 def ensure_model(key: str, store: Path) -> BenchModel:
@@ -108,15 +123,21 @@ def ensure_model(key: str, store: Path) -> BenchModel:
             mlflow.create_experiment(experiment, artifact_location=(store / "artifacts").as_uri())
         mlflow.set_experiment(experiment)
         model, X = train()
+        described = (
+            {}
+            if key in UNSIGNED
+            else {"signature": infer_signature(X, model.predict(X)), "input_example": X.head(2)}
+        )
         with mlflow.start_run(run_name=f"bench-{key}"):
             mlflow.sklearn.log_model(
                 model,
                 name="model",
-                signature=infer_signature(X, model.predict(X)),
-                input_example=X.head(2),
                 registered_model_name=name,
                 skops_trusted_types=TREE_TRUSTED,
+                **described,
             )
     local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(store / "local" / key)))
+    if key in UNSIGNED:  # fitted on arrays: the story's request names columns 0..3
+        return BenchModel(key, title, uri, list(range(4)), local, value_range)
     columns = list(pd.read_json(local / "input_example.json", orient="split").columns)
     return BenchModel(key, title, uri, [str(c) for c in columns], local, value_range)

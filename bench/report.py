@@ -13,6 +13,7 @@ _COLD_LABELS = {
     "mlflow_load": "MLflow: fresh `python`, `pyfunc.load_model(models:/...)` + predict",
     "mlflow_load_path": "MLflow: the same from the local model directory",
     "mlflow_serve": "MLflow: `mlflow models serve`, launch to first answer",
+    "ours_skops": "ours, the same bundle loading skops instead of the build's pickle",
 }
 _WARM_LABELS = {
     "handler": "ours, handler in-process",

@@ -28,6 +28,21 @@ class Signature(TypedDict):
     params: list[dict[str, Any]] | None
 
 
+class Preloaded(TypedDict):
+    """A model file loaded once at build time and written as a pickle (``packager.preload``).
+
+    ``file`` is listed in ``ModelConfig["files"]`` too, so its sha256 is checked with every
+    other model file (in the bundle, or after the fetch from S3) before it is unpickled.
+    """
+
+    file: str  # the pickle, relative to the model directory
+    sha256: str
+    source: str  # the model file it was loaded from (``model_file``), e.g. model.skops
+    pickle_protocol: int
+    python_version: str  # the bundle's Python that wrote it, e.g. "3.12.1"
+    library_version: str  # the bundle's flavor library that wrote it (scikit-learn)
+
+
 class ModelConfig(TypedDict):
     """``model.json``, format version 1 (see ``packager/inspection.py``)."""
 
@@ -48,6 +63,7 @@ class ModelConfig(TypedDict):
     signature: Signature
     input_example: dict[str, Any] | None
     files: dict[str, str]
+    preloaded: Preloaded | None  # absent in older model.json: read as None
 
 
 _REQUIRED_KEYS = ("config_version", "flavor", "model_file", "serialization_format", "files")
@@ -87,6 +103,7 @@ def load_config(path: Path) -> ModelConfig:
     raw.setdefault("predict_fn", "predict")
     raw.setdefault("requirements", [])
     raw.setdefault("input_example", None)
+    raw.setdefault("preloaded", None)
     for key in ("python_version", "mlflow_version", "flavor_library_version"):
         raw.setdefault(key, None)
     for key in ("run_id", "model_id"):

@@ -261,7 +261,7 @@ def _build(run: BuildRun) -> Manifest:
     )  # fmt: skip
     _document(run, config, resolved)
     deps = _plan_and_install(run, config)
-    stage(run, config, model_dir, deps)
+    config, model_dir = stage(run, config, model_dir, deps)
     deps, check = _verify(run, config, model_dir, deps)
     note = pandas_note(deps.plan)
     if note:

@@ -42,6 +42,7 @@ class BuildOptions:
         default_factory=Surface
     )  # endpoint, auth, throttling, capacity, alias and rollout
     allow_secrets: tuple[str, ...] = ()  # model files whose credentials ship (packager.hygiene)
+    preload: bool = True  # ship a skops model as a pickle, without skops (packager.preload)
 
 
 @dataclass(frozen=True)

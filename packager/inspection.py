@@ -23,7 +23,10 @@ bundle needs neither PyYAML nor MLflow. The format (``MODEL_CONFIG_VERSION`` 1):
       "requirements": ["numpy==2.4.6", ...],  # the model's requirements.txt, as logged
       "signature": {"inputs": [...] | null, "outputs": [...] | null, "params": [...] | null},
       "input_example": {...} | null,          # a scoring body, e.g. {"dataframe_split": ...}
-      "files": {"MLmodel": "<sha256>", ...}   # every file of the model directory
+      "files": {"MLmodel": "<sha256>", ...},  # every file of the model directory
+      "preloaded": {"file": "model.preloaded.pkl", "sha256": ..., ...} | null
+                                              # a skops model's build-time pickle
+                                              # (packager/preload.py; absent: null)
     }
 """
 
@@ -41,7 +44,13 @@ from mlflow_lambda.handler.flavors.sklearn import SERIALIZATION_FORMATS
 from mlflow_lambda.packager.errors import ModelInspectionError, UnsupportedFlavorError
 from mlflow_lambda.packager.generic import generic_fields, is_generic
 
-__all__ = ["SERIALIZATION_FORMATS", "hash_model_files", "inspect_model", "write_model_config"]
+__all__ = [
+    "SERIALIZATION_FORMATS",
+    "hash_model_files",
+    "inspect_model",
+    "save_model_config",
+    "write_model_config",
+]
 
 
 def hash_model_files(model_dir: Path) -> dict[str, str]:
@@ -143,6 +152,7 @@ def inspect_model(model_dir: Path) -> ModelConfig:
         "signature": _parse_signature(mlmodel.get("signature")),
         "input_example": _read_input_example(model_dir, mlmodel),
         "files": hash_model_files(model_dir),
+        "preloaded": None,  # packager.preload fills it in once the bundle's Python has run
     }
     return config
 
@@ -186,5 +196,10 @@ def _native_fields(model_dir: Path, flavors: dict[str, Any], flavor: str) -> dic
 def write_model_config(model_dir: Path, dest: Path) -> ModelConfig:
     """Inspect ``model_dir`` and write ``model.json`` to ``dest`` (sorted keys, stable bytes)."""
     config = inspect_model(model_dir)
-    dest.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    save_model_config(config, dest)
     return config
+
+
+def save_model_config(config: ModelConfig, dest: Path) -> None:
+    """Write ``config`` to ``dest`` as ``model.json`` (sorted keys, stable bytes)."""
+    dest.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -62,6 +62,8 @@ _PYARROW = (
     "(cold start), and the handler does not use it"
 )
 _DEV_TOOL = "a development tool, not needed to load or call the model"
+# why skops is left out once packager.preload pickled the model (plan and installed tree alike)
+PRELOADED_REASON = "not needed at run time: the model is preloaded as a pickle at build time"
 
 # MLflow infers requirements by recording every module imported while it loads the model and
 # calls predict (mlflow/utils/requirements_utils.py, _capture_imported_modules). Libraries that
@@ -201,7 +203,7 @@ def _runtime_requirements(
     # inspection checked the format against the flavor (handler.flavors.<flavor>)
     fmt = config.get("serialization_format", "cloudpickle")
     loader = FORMAT_DISTRIBUTIONS.get(fmt)
-    if loader:
+    if loader and not config.get("preloaded"):  # a preloaded model needs no loader (preload.py)
         reqs.append(loader)
     return reqs
 
@@ -247,6 +249,8 @@ def plan_bundle(
             dropped.append(Dropped(line, f"its marker does not hold on {target.describe()}"))
             continue
         reason = _drop_reason(name, needs_pandas, pandas_reason)
+        if config.get("preloaded") and name == FORMAT_DISTRIBUTIONS["skops"]:
+            reason = PRELOADED_REASON
         if generic:
             reason = generic_drop_reason(name, reason)
         if reason is not None:

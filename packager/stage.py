@@ -13,7 +13,7 @@ from pathlib import Path
 from mlflow_lambda import handler
 from mlflow_lambda.handler import BUNDLE_PACKAGE
 from mlflow_lambda.handler.config import ModelConfig
-from mlflow_lambda.packager import assemble, bytecode, sizes
+from mlflow_lambda.packager import assemble, bytecode, preload, sizes
 from mlflow_lambda.packager.buildrun import BuildRun, Deps, Progress
 from mlflow_lambda.packager.cachedirs import cache_root
 
@@ -48,9 +48,17 @@ def upload_model(model_dir: Path, uri: str, files: dict[str, str], progress: Pro
     upload(model_dir, uri, files, boto3.client("s3"))
 
 
-def stage(run: BuildRun, config: ModelConfig, model_dir: Path, deps: Deps) -> None:
-    """The runtime and the model (or its upload to S3) into ``run.app``, compiled."""
+def stage(
+    run: BuildRun, config: ModelConfig, model_dir: Path, deps: Deps
+) -> tuple[ModelConfig, Path]:
+    """The runtime and the model (or its upload to S3) into ``run.app``, compiled; a skops
+    model is preloaded as a pickle first (``packager.preload``): what the bundle then holds."""
     copy_runtime(run.app)
+    config, model_dir = preload.stage_preloaded(
+        config, model_dir, deps.plan, deps.installed, interpreter=deps.interpreter,
+        app=run.app, deps=run.deps, work=run.work, checked=run.opts.check_import,
+        enabled=run.opts.preload, progress=run.progress, warn=run.warn,
+    )  # fmt: skip
     if run.opts.model_location:
         upload_model(model_dir, run.opts.model_location, config["files"], run.progress)
     else:
@@ -60,6 +68,7 @@ def stage(run: BuildRun, config: ModelConfig, model_dir: Path, deps: Deps) -> No
         # then show their lines, for 0.2 MB.
         mode = run.opts.bytecode_mode or bytecode.DEFAULT_MODE
         bytecode.compile_tree(run.app, deps.interpreter, mode=mode)
+    return config, model_dir
 
 
 Built = tuple[Path, str | None, sizes.SizeReport]  # the artifact, its sha256 (a zip), its sizes

@@ -14,6 +14,14 @@ exactly that warning, for that call only.
 
 Every ``n_jobs`` in the estimator tree is forced to 1: joblib's process pool needs
 ``/dev/shm``, which Lambda does not have (https://github.com/joblib/joblib/issues/391).
+
+A skops model is normally loaded once at build time, in the bundle's own Python and
+scikit-learn, and shipped as a pickle (``model.json``'s ``preloaded``, written by
+``packager.preload``): ``import skops.io`` alone imports every scikit-learn estimator to build
+its table of trusted types, so unpickling the estimator it produced starts faster
+(docs/findings.md) and the bundle needs no skops. The pickle is only read when ``files``
+lists it with the same sha256, so the init's hash check (``config.verify_model_files``) has
+covered it; otherwise the skops file is loaded as above.
 """
 
 from __future__ import annotations
@@ -143,12 +151,33 @@ def read_estimator(path: Path, fmt: str, trusted: list[str]) -> Any:
 
 def model_path(config: ModelConfig, model_dir: Path) -> Path:
     """``config["model_file"]`` inside ``model_dir``; it must exist and stay inside."""
-    root = Path(model_dir).resolve()
-    path = (root / config["model_file"]).resolve()
-    if root not in path.parents:
+    return _inside(model_dir, config["model_file"], "model_file")
+
+
+def preloaded_path(config: ModelConfig, model_dir: Path) -> Path | None:
+    """The build's pickle of the model (``config["preloaded"]``) inside ``model_dir``, or None.
+
+    Unpickling runs code, so the pickle must be one whose sha256 ``files`` lists: the file
+    the init's integrity check read.
+    """
+    preloaded = config.get("preloaded")
+    if not preloaded:
+        return None
+    name = preloaded["file"]
+    if config["files"].get(name) != preloaded["sha256"]:
         raise ModelLoadError(
-            f"model_file {config['model_file']!r} points outside the model directory"
+            f"preloaded model {name!r} is not listed in model.json's files with sha256 "
+            f"{preloaded['sha256']!r}; the bundle was altered, rebuild it with "
+            "`mlflow-lambda package`"
         )
+    return _inside(model_dir, name, "preloaded")
+
+
+def _inside(model_dir: Path, name: str, key: str) -> Path:
+    root = Path(model_dir).resolve()
+    path = (root / name).resolve()
+    if root not in path.parents:
+        raise ModelLoadError(f"{key} {name!r} points outside the model directory")
     if not path.is_file():
         raise ModelLoadError(f"model file {str(path)!r} does not exist")
     return path
@@ -174,8 +203,12 @@ def _read(path: Path, fmt: str, trusted: list[str]) -> Any:
 
 def load(config: ModelConfig, model_dir: Path) -> SklearnPredictor:
     """Load ``config["model_file"]`` from ``model_dir`` and wrap it for scoring."""
-    path = model_path(config, model_dir)
-    fmt = config["serialization_format"]
-    model = read_estimator(path, fmt, list(config.get("skops_trusted_types") or []))
+    preloaded = preloaded_path(config, model_dir)
+    if preloaded is not None:  # the build's pickle of the skops-loaded estimator
+        model = read_estimator(preloaded, "pickle", [])
+    else:
+        path = model_path(config, model_dir)
+        fmt = config["serialization_format"]
+        model = read_estimator(path, fmt, list(config.get("skops_trusted_types") or []))
     force_single_job(model)
     return SklearnPredictor(model, config.get("predict_fn") or "predict")

@@ -197,6 +197,25 @@ def test_summary_and_goals() -> None:
     assert summary["build"]["arm64"] == {"warm": summarize([15.0, 16.0]).to_dict()}
 
 
+def test_the_seed_model_compares_the_preloaded_pickle_with_skops() -> None:
+    """issue 11 item 6: the seed's goal is 0.35x, and the pickle is kept only if faster."""
+    results = synthetic_results()
+    cold = results["cold"]["readme"]
+    skops = [{**r, "wall_ms": r["wall_ms"] + 300.0} for r in cold["ours"]]
+    results["models"]["seed"] = {"title": "seed", "uri": "models:/SeedRandomForest/latest"}
+    results["cold"]["seed"] = {"ours": cold["ours"], "mlflow_load": cold["mlflow_load"],
+                               "ours_skops": skops}  # fmt: skip
+    summary = summarize_results(results)
+    assert summary["models"]["seed"]["cold"]["ratio"]["ours_skops"] == pytest.approx(1100 / 1400)
+    seed = [(g["target"], g["value"], g["met"]) for g in summary["goals"] if g["model"] == "seed"]
+    assert seed[:2] == [
+        ("ours < 1 x the same bundle loading skops (cold start)", pytest.approx(1100 / 1400), True),
+        ("ours <= 0.35 x mlflow.pyfunc.load_model + predict (fresh process)",
+         pytest.approx(1100 / 3000), False),
+    ]  # fmt: skip
+    assert "the same bundle loading skops" in render(results, summary, None)
+
+
 def test_missing_measurements_are_not_measured() -> None:
     results = synthetic_results()
     results["cold"] = {}

@@ -15,6 +15,7 @@ import yaml
 
 from mlflow_lambda.packager.bytecode import find_interpreter
 from mlflow_lambda.packager.inspection import hash_model_files
+from mlflow_lambda.packager.preload import PRELOADED_FILE
 from tests.integration.conftest import run_cli
 from tests.mlflow_models import LoggedModel
 
@@ -38,8 +39,7 @@ ALLOWED_THIRD_PARTY = {
     "narwhals",
     "numpy",
     "scipy",
-    "skops",
-    "sklearn",
+    "sklearn",  # not skops: the build preloads the model as a pickle (packager.preload)
     "sniffio",
     "starlette",
     "threadpoolctl",
@@ -70,10 +70,12 @@ def test_outputs_and_manifest(forest_build: Path, forest: LoggedModel) -> None:
     assert manifest["model"]["registered_model"] == "MyRandomForest"
     assert manifest["model"]["version"] == forest.version
     assert manifest["model"]["run_id"] == forest.run_id
-    # The same files; the bundled MLmodel lacks the logging host's artifact_path (hygiene).
+    # The same files and the build's pickle of the model (packager.preload); the bundled
+    # MLmodel lacks the logging host's artifact_path (hygiene).
     files, logged = manifest["model"]["files"], hash_model_files(forest.local_dir)
-    assert files.keys() == logged.keys() and files["model.skops"] == logged["model.skops"]
-    assert {k: v for k, v in files.items() if k != "MLmodel"} == {
+    assert files.keys() == logged.keys() | {PRELOADED_FILE}
+    assert files["model.skops"] == logged["model.skops"]
+    assert {k: v for k, v in files.items() if k not in ("MLmodel", PRELOADED_FILE)} == {
         k: v for k, v in logged.items() if k != "MLmodel"
     }
     # numpy 2.4.6 has no wheel for python3.11's Amazon Linux 2, so the build moved on
@@ -81,7 +83,7 @@ def test_outputs_and_manifest(forest_build: Path, forest: LoggedModel) -> None:
     dists = manifest["distributions"]
     assert dists["scikit-learn"] == "1.9.1"
     assert dists["numpy"] == "2.4.6"
-    assert dists["skops"] == "0.16.0"
+    assert "skops" not in dists  # the model ships as a pickle of the bundle's scikit-learn
     assert NEVER_BUNDLED.isdisjoint(dists)
     assert manifest["artifact_sha256"] == sha256(forest_build / "bundle.zip")
     assert manifest["sizes"]["unzipped_bytes"] < 250 * 1024 * 1024
@@ -230,6 +232,9 @@ def test_arm64_build(forest: LoggedModel, cache_dir: Path, tmp_path: Path) -> No
         head = zf.read(next(n for n in sos if "_multiarray_umath" in n))[:20]
     assert "aarch64" in next(n for n in sos if "_multiarray_umath" in n)
     assert int.from_bytes(head[18:20], "little") == 183  # ELF e_machine EM_AARCH64
+    # this x86_64 host cannot run the arm64 bundle's Python: the model stays skops, with skops
+    assert json.loads((out / "model.json").read_text())["preloaded"] is None
+    assert manifest["distributions"]["skops"] == "0.16.0"
 
 
 @pytest.mark.parametrize(
@@ -342,7 +347,8 @@ def test_model_on_s3_stays_out_of_the_bundle_and_is_fetched_at_cold_start(
                 "Contents"
             ]
         }
-        assert keys == {f"forest/v1/{rel}" for rel in hash_model_files(forest.local_dir)}
+        uploaded = {*hash_model_files(forest.local_dir), PRELOADED_FILE}  # + the build's pickle
+        assert keys == {f"forest/v1/{rel}" for rel in uploaded}
         template = yaml.safe_load((out / "template.yaml").read_text())
         function = template["Resources"]["ModelFunction"]["Properties"]
         assert function["Environment"]["Variables"]["MODEL_S3_URI"] == location
@@ -350,6 +356,16 @@ def test_model_on_s3_stays_out_of_the_bundle_and_is_fetched_at_cold_start(
         event = out / "events" / "invocations-direct.json"
         assert package("invoke", out, "--event", event) == 0
         assert json.loads(capsys.readouterr().out) == {"predictions": [0, 0]}
+
+        # the pickle is unpickled only after the fetch checked its sha256: a tampered one is
+        # refused at init, naming the file
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        key = f"forest/v1/{PRELOADED_FILE}"
+        pickled = s3.get_object(Bucket="models-pkg", Key=key)["Body"].read()
+        s3.put_object(Bucket="models-pkg", Key=key, Body=pickled + b".")
+        assert package("invoke", out, "--event", event) == 1
+        out_text, err_text = capsys.readouterr()
+        assert f"model file {PRELOADED_FILE!r} has sha256" in out_text + err_text
 
 
 def test_the_import_checks_peak_is_the_bundles_own_not_the_builders(

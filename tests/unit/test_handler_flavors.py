@@ -197,3 +197,33 @@ def test_feature_name_warning_is_silenced_for_arrays_only_during_predict() -> No
     with pytest.warns(UserWarning, match="X does not have valid feature names"):
         model.predict(X)  # scikit-learn still warns outside the predictor
     assert SklearnPredictor(LinearRegression().fit(X, Y)).feature_names is None
+
+
+def test_a_preloaded_pickle_is_loaded_instead_of_skops_only_when_files_lists_it(
+    tmp_path: Path,
+) -> None:
+    """The build's pickle (model.json ``preloaded``) replaces the skops file, never without the
+    sha256 the init's integrity check read: unpickling runs code."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    model = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, Y)
+    name = _save(tmp_path, model, "skops")  # trusted nothing: loading it would fail
+    data = pickle.dumps(model, protocol=5)
+    (tmp_path / "model.preloaded.pkl").write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    preloaded = {"file": "model.preloaded.pkl", "sha256": sha, "source": name}
+    config = _config(model_file=name, serialization_format="skops", preloaded=preloaded)
+    config["files"] = {"model.preloaded.pkl": sha}
+    predictor = load_model(config, tmp_path)
+    np.testing.assert_array_equal(predictor.predict(X, None), model.predict(X))
+
+    config["files"] = {}  # not covered by the integrity check: refused, not unpickled
+    with pytest.raises(ModelLoadError, match=r"is not listed in model\.json's files"):
+        load_model(config, tmp_path)
+    config["files"] = {"../model.preloaded.pkl": sha}
+    config["preloaded"] = {**preloaded, "file": "../model.preloaded.pkl"}  # type: ignore[typeddict-item]
+    with pytest.raises(ModelLoadError, match="points outside the model directory"):
+        load_model(config, tmp_path)
+    config["preloaded"] = None  # the skops path, with its trusted types (none here)
+    with pytest.raises(ModelLoadError, match="UntrustedTypesFoundException"):
+        load_model(config, tmp_path)

@@ -475,3 +475,18 @@ def test_native_formats_add_no_pickle_loader() -> None:
                       requirements=["lightgbm==4.7.0"]))  # fmt: skip
     assert "lightgbm==4.7.0" in lgb.requirements
     assert not any(r.startswith(("skops", "cloudpickle")) for r in lgb.requirements)
+
+
+def test_a_preloaded_skops_model_is_planned_without_skops() -> None:
+    """Once the build pickled the model (packager.preload), a replan (pandas added after the
+    check, say) must not bring skops back: the model's own skops pin is dropped, saying why."""
+    from mlflow_lambda.packager.plan import PRELOADED_REASON
+
+    forest = config(signature={"inputs": COLUMNS, "outputs": None, "params": None})
+    before = plan(forest)
+    after = plan({**forest, "preloaded": {"file": "model.preloaded.pkl", "sha256": "0" * 64}})
+    assert "skops==0.16.0" in before.requirements
+    assert after.requirements == [r for r in before.requirements if not r.startswith("skops")]
+    assert Dropped("skops==0.16.0", PRELOADED_REASON) in after.dropped
+    assert not any(r.startswith("skops") for r in plan(config(requirements=[], preloaded={
+        "file": "model.preloaded.pkl"})).requirements)  # fmt: skip

@@ -1,0 +1,77 @@
+"""``packager.preload`` on hand-made trees: which models it preloads, and skops leaving with
+what only it required."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mlflow_lambda.packager.platforms import host_arch
+from mlflow_lambda.packager.preload import drop_loader, preload_model, wanted
+
+
+def _dist(root: Path, name: str, requires: list[str], files: list[str], requested: bool) -> None:
+    info = root / f"{name}-1.0.dist-info"
+    info.mkdir(parents=True)
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", "Version: 1.0"]
+    meta += [f"Requires-Dist: {r}" for r in requires]
+    (info / "METADATA").write_text("\n".join(meta) + "\n\nA description.\n")
+    for rel in files:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("x = 1\n")
+    record = [*files, f"{info.name}/METADATA", f"{info.name}/RECORD"]
+    (info / "RECORD").write_text("".join(f"{r},,\n" for r in record))
+    if requested:
+        (info / "REQUESTED").write_text("")
+
+
+def test_skops_goes_with_what_only_it_required(tmp_path: Path) -> None:
+    requires = ["numpy>=1", "packaging>=17", "prettytable>=3.9", "rich>=12; extra == 'rich'"]
+    _dist(tmp_path, "skops", requires, ["skops/__init__.py"], True)
+    _dist(tmp_path, "numpy", [], ["numpy/__init__.py"], True)  # asked for by the plan
+    _dist(tmp_path, "packaging", [], ["packaging/__init__.py"], False)
+    _dist(tmp_path, "narwhals", ["packaging>=21; extra == 'ibis'"], ["narwhals/__init__.py"], False)
+    _dist(tmp_path, "prettytable", ["wcwidth"], ["prettytable/__init__.py"], False)
+    _dist(tmp_path, "wcwidth", [], ["wcwidth/__init__.py"], False)
+    report = drop_loader(tmp_path)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [
+        "narwhals", "narwhals-1.0.dist-info", "numpy", "numpy-1.0.dist-info", "packaging",
+        "packaging-1.0.dist-info",
+    ]  # fmt: skip
+    assert report.kept == {
+        "numpy-1.0.dist-info/": "requested directly (REQUESTED, PEP 376)",
+        "packaging-1.0.dist-info/": "required by narwhals",
+    }
+    assert sorted(report.removed["unused-dist"]) == [
+        "prettytable-1.0.dist-info/", "prettytable/", "skops-1.0.dist-info/", "skops/",
+        "wcwidth-1.0.dist-info/", "wcwidth/",
+    ]  # fmt: skip
+    assert drop_loader(tmp_path).total_saved == 0  # nothing left to drop
+
+
+def _config(**overrides: Any) -> Any:
+    return {"flavor": "sklearn", "serialization_format": "skops", "model_file": "model.skops",
+            "files": {"model.skops": "0" * 64}, "skops_trusted_types": [], **overrides}  # fmt: skip
+
+
+def test_only_skops_sklearn_models_are_preloaded_and_a_skip_says_why(tmp_path: Path) -> None:
+    assert wanted(_config())
+    assert not wanted(_config(serialization_format="cloudpickle"))
+    assert not wanted(_config(flavor="lightgbm"))
+    kw: dict[str, Any] = {"roots": (tmp_path, tmp_path), "dest": tmp_path / "out", "python": "3.12"}
+    here = host_arch()
+    other = "arm64" if here == "x86_64" else "x86_64"
+    arm = preload_model(_config(), tmp_path, interpreter=Path("/x"), arch=other, checked=True,
+                        **kw)  # fmt: skip
+    assert not arm.preloaded and arm.config == _config() and arm.model_dir == tmp_path
+    assert arm.message.startswith(
+        f"kept skops: the model is not preloaded as a pickle because this {here} host cannot "
+        f"run the {other} bundle's Python"
+    )
+    none = preload_model(_config(), tmp_path, interpreter=None, arch=here, checked=True, **kw)
+    assert "there is no Python 3.12 on this host" in none.message
+    off = preload_model(_config(), tmp_path, interpreter=None, arch=here, checked=True,
+                        enabled=False, **kw)  # fmt: skip
+    assert off.message == "kept skops: preloading the model as a pickle was turned off"
+    assert not (tmp_path / "out").exists()
