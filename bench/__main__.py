@@ -1,7 +1,7 @@
 """``python -m bench``: measure, then write bench/results/latest.{md,json,png}.
 
-    python -m bench            # the full run (12 minutes on 2 cores), into bench/results/
-    python -m bench --quick    # few runs, README model only, for a smoke test (about 2 minutes)
+    python -m bench            # the full run (12 min on 2 cores, ~20 more for the flavors)
+    python -m bench --quick    # few runs, README model and one flavor, for a smoke test
     python -m bench --only flavors   # the flavor table alone, into the existing latest.json
 
 Phases, in this order: log the models into a store under ``--workdir``, build their bundles,
