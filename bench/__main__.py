@@ -173,9 +173,13 @@ def measure(args: argparse.Namespace, results: dict[str, Any]) -> None:
         now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         results["flavors_meta"] = {"date": now, "load_before": _load()}
         try:
-            results["flavors"] = flavors.run(
+            measured = flavors.run(
                 keys.split(","), work, runs=cfg.flavor_runs, warm=cfg.flavor_warm, say=say
             )
+            for entry in measured.values():
+                entry["date"] = now
+            # with --only and --flavors, the flavors not named keep their earlier results
+            results["flavors"] = {**results.get("flavors", {}), **measured}
         finally:
             results["flavors_meta"]["load_after"] = _load()
 
@@ -315,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     if only and (args.out / "latest.json").is_file():  # keep the phases not measured now
         kept = json.loads((args.out / "latest.json").read_text())["results"]
         command = results["meta"]["command"]
-        results = {**kept, **{p: {} for p in only}}
+        fresh = {p: {} for p in only if p != "flavors" or not args.flavors}
+        results = {**kept, **fresh}
         results["meta"]["notes"] = [
             *[n for n in kept["meta"].get("notes", []) if not n.startswith("`--only`")],
             f"`--only` {', '.join(only)}: measured by `{command}`; the other sections come "

@@ -255,7 +255,7 @@ def _when(meta: dict[str, Any]) -> str:
         return ""
     return (
         f" Measured {meta['date']}, load average {meta.get('load_before')} before, "
-        f"{meta.get('load_after')} after."
+        f"{meta.get('load_after')} after (the last run; each model's `date` in latest.json)."
     )
 
 

@@ -102,8 +102,8 @@ UNUSED_DISTS: dict[str, UnusedDist] = {
     "pillow": UnusedDist(
         ("contourpy", "plotly"), "matplotlib's image I/O; contourpy and plotly list it in extras"
     ),
-    # scikit-learn >= 1.8 requires narwhals, so it stays wherever scikit-learn is.
-    "narwhals": UnusedDist((), "plotly's dataframe layer"),
+    # narwhals (plotly's dataframe layer, 5.5 MB) stays: scikit-learn requires and imports it,
+    # and tests/integration/test_prune_dists.py holds that skops + scikit-learn load nothing here.
 }
 
 # Requirement lines of a flavor's model that its native loader never imports, so the plan leaves

@@ -1,7 +1,7 @@
 """The claims behind the flavor prune rules, traced in the target Python (python3.12).
 
 - catboost requires matplotlib, plotly and graphviz (and, through them, contourpy, cycler,
-  fonttools, kiwisolver, pillow, pyparsing, narwhals), and ``UNUSED_DISTS`` drops them. Here
+  fonttools, kiwisolver, pillow, pyparsing), and ``UNUSED_DISTS`` drops them. Here
   catboost's requirements are installed with all of them, the real handler loads a real
   CatBoostClassifier and answers its example in every request format (``packager.trim``'s
   traced run), and none of their modules may be imported. If catboost starts importing one
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.integration
 
 CATBOOST_EXTRAS = {
     "matplotlib", "plotly", "graphviz", "contourpy", "cycler", "fonttools", "kiwisolver",
-    "pillow", "pyparsing", "narwhals",
+    "pillow", "pyparsing",
 }  # fmt: skip
 MB = 1024 * 1024
 

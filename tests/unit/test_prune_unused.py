@@ -250,7 +250,7 @@ def test_an_empty_table_keeps_every_distribution(tmp_path: Path) -> None:
     assert _files(tmp_path) == before
     assert sorted(UNUSED_DISTS) == [
         "cffi", "contourpy", "cryptography", "cycler", "fonttools", "gitdb", "gitpython",
-        "google-auth", "graphviz", "h11", "kiwisolver", "matplotlib", "narwhals", "pillow",
+        "google-auth", "graphviz", "h11", "kiwisolver", "matplotlib", "pillow",
         "plotly", "prettytable", "pyasn1", "pyasn1-modules", "pycparser", "pyparsing",
         "python-dotenv", "smmap", "uvicorn", "wcwidth",
     ]  # fmt: skip
