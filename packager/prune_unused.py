@@ -85,7 +85,7 @@ UNUSED_DISTS: dict[str, UnusedDist] = {
     # (catboost/widget/, CatBoost.plot_tree, plot_predictions: imported inside those functions).
     # Loading a model (load_model) and predicting imports none of them, nor anything only they
     # pull in (traced in a python3.12 bundle: tests/integration/test_prune_flavors.py, which
-    # fails if catboost starts importing one): 142 MB of the catboost image's 645 MB of
+    # fails if catboost starts importing one): 141 MB of the catboost image's 645 MB of
     # dependencies (docs/findings.md).
     "matplotlib": UnusedDist(
         ("catboost", "pandas", "scipy", "contourpy", "cycler", "fonttools"),
