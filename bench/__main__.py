@@ -1,11 +1,14 @@
 """``python -m bench``: measure, then write bench/results/latest.{md,json,png}.
 
-    python -m bench            # the full run (12 minutes on 2 cores), into bench/results/
-    python -m bench --quick    # few runs, README model only, for a smoke test (about 2 minutes)
+    python -m bench            # the full run (12 min on 2 cores, ~20 more for the flavors)
+    python -m bench --quick    # few runs, README model and one flavor, for a smoke test
+    python -m bench --only flavors   # the flavor table alone, into the existing latest.json
 
 Phases, in this order: log the models into a store under ``--workdir``, build their bundles,
 cold start, warm latency (and memory), concurrent load (README model: 16 clients for 30 s,
-``bench/load.py``), size, build time. ``--skip`` leaves phases out.
+``bench/load.py``), size, build time, then each flavor's model (``bench/flavors.py``).
+``--skip`` leaves phases out; ``--only`` measures the phases named and keeps the others'
+results from the ``latest.json`` already in ``--out``.
 Benchmarks are not tests: nothing here asserts on a time.
 """
 
@@ -23,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import buildtime, coldstart, load, sizes, warm
+from bench import buildtime, coldstart, flavors, load, sizes, warm
 from bench.bundles import Bundle, build_bundle, remove_task_root, task_root
 from bench.chart import draw
 from bench.models import BenchModel, ensure_model
@@ -31,7 +34,7 @@ from bench.report import render
 from bench.summary import build_by_arch, summarize_results
 
 ROOT = Path(__file__).resolve().parent.parent
-PHASES = ("cold", "warm", "load", "size", "build")
+PHASES = ("cold", "warm", "load", "size", "build", "flavors")
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,12 @@ class Plan:
     build_cold: int
     build_warm: int
     load_s: float  # counted seconds of the concurrent load, per server
+    flavor_runs: int = 5  # cold rounds per flavor model (bench/flavors.py)
+    flavor_warm: int = 100  # warm requests per flavor model, per side
 
 
 FULL = Plan(7, True, {1: 300, 2: 300, 100: 200, 1000: 100, 10_000: 30}, 20.0, 2, 3, 30.0)
-QUICK = Plan(2, False, {1: 20, 2: 20, 100: 10, 1000: 10, 10_000: 5}, 1.5, 0, 1, 5.0)
+QUICK = Plan(2, False, {1: 20, 2: 20, 100: 10, 1000: 10, 10_000: 5}, 1.5, 0, 1, 5.0, 1, 10)
 
 
 METHOD_NOTES = (
@@ -128,6 +133,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--models", help="comma-separated: readme,large,seed [default: all; "
                    "--quick: readme]")  # fmt: skip
     p.add_argument("--skip", default="", help=f"comma-separated phases to skip: {PHASES}")
+    p.add_argument("--only", default="", help="comma-separated phases to measure; the others' "
+                   "results are kept from <out>/latest.json")  # fmt: skip
+    p.add_argument("--flavors", help=f"comma-separated flavor models: {','.join(flavors.SPECS)} "
+                   f"[default: all; --quick: {','.join(flavors.QUICK_FLAVORS)}]")  # fmt: skip
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="MINUTES",
                    help="first wait up to MINUTES for a load average below --max-load")  # fmt: skip
     p.add_argument("--max-load", type=float, default=1.5)
@@ -153,8 +162,32 @@ def measure(args: argparse.Namespace, results: dict[str, Any]) -> None:
     """Run every phase not skipped, filling ``results`` as it goes."""
     cfg = QUICK if args.quick else FULL
     skip = {s for s in args.skip.split(",") if s}
+    if args.only:
+        skip |= set(PHASES) - set(args.only.split(","))
     work = args.workdir.resolve()
     (work / "logs").mkdir(parents=True, exist_ok=True)
+    if set(PHASES[:-1]) - skip:
+        _measure_models(args, cfg, skip, work, results)
+    if "flavors" not in skip:
+        keys = args.flavors or ",".join(flavors.QUICK_FLAVORS if args.quick else flavors.SPECS)
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        results["flavors_meta"] = {"date": now, "load_before": _load()}
+        try:
+            measured = flavors.run(
+                keys.split(","), work, runs=cfg.flavor_runs, warm=cfg.flavor_warm, say=say
+            )
+            for entry in measured.values():
+                entry["date"] = now
+            # with --only and --flavors, the flavors not named keep their earlier results
+            results["flavors"] = {**results.get("flavors", {}), **measured}
+        finally:
+            results["flavors_meta"]["load_after"] = _load()
+
+
+def _measure_models(
+    args: argparse.Namespace, cfg: Plan, skip: set[str], work: Path, results: dict[str, Any]
+) -> None:
+    """The README, large and seed models' phases (all but ``flavors``)."""
     keys = args.models or ("readme" if args.quick else "readme,large,seed")
     models = {k: ensure_model(k, work / "store") for k in keys.split(",") if k}
     bundles = _bundles(models, work)
@@ -296,11 +329,23 @@ def main(argv: list[str] | None = None) -> int:
         },
         "models": {}, "cold": {}, "warm": {}, "load": {}, "size": {}, "build": {},
     }  # fmt: skip
+    only = [p for p in args.only.split(",") if p]
+    if only and (args.out / "latest.json").is_file():  # keep the phases not measured now
+        kept = json.loads((args.out / "latest.json").read_text())["results"]
+        command = results["meta"]["command"]
+        fresh = {p: {} for p in only if p != "flavors" or not args.flavors}
+        results = {**kept, **fresh}
+        results["meta"]["notes"] = [
+            *[n for n in kept["meta"].get("notes", []) if not n.startswith("`--only`")],
+            f"`--only` {', '.join(only)}: measured by `{command}`; the other sections come "
+            "from the run described at the top.",
+        ]
     try:
         measure(args, results)
     finally:  # keep what was measured, even when a later phase failed
-        results["meta"]["duration_s"] = time.monotonic() - started
-        results["meta"]["machine"]["load_after"] = _load()
+        if not only:
+            results["meta"]["duration_s"] = time.monotonic() - started
+            results["meta"]["machine"]["load_after"] = _load()
         raw = args.workdir / "last-results.json"
         raw.write_text(json.dumps({"results": results}, indent=1) + "\n")
         say(f"raw results in {raw}")

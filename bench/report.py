@@ -220,6 +220,68 @@ def _memory_section(results: dict[str, Any], summary: dict[str, Any]) -> list[st
     return out
 
 
+def flavor_table(results: dict[str, Any], summary: dict[str, Any]) -> str:
+    """One line per flavor model (``bench/flavors.py``): path, size, cold and warm vs MLflow."""
+    lines = [
+        "| model (flavor) | path | bundle: unzipped / zipped | cold start to first prediction, "
+        "ours vs `pyfunc.load_model` + predict | warm p50, 2 rows, ours vs MLflow | peak RSS, "
+        "ours vs MLflow |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, raw in results.get("flavors", {}).items():
+        s = summary.get("flavors", {}).get(key, {})
+        zipped = raw.get("zipped_bytes")
+        size = f"{raw['unzipped_bytes'] / 2**20:.0f} MB / " + (
+            f"{zipped / 2**20:.0f} MB" if zipped else "image context"
+        )
+        lines.append(
+            f"| {raw['title']} (`{raw['flavor']}`) | {raw['path']} | {size} "
+            f"| {_ms_pair(s.get('cold_ours_ms'), s.get('cold_mlflow_ms'))} "
+            f"({_x(s.get('cold_ratio'))}) "
+            f"| {_ms_pair(s.get('warm_ours_ms'), s.get('warm_mlflow_ms'))} "
+            f"({_x(s.get('warm_ratio'))}) "
+            f"| {_mb(s.get('peak_rss_ours_mb'))} vs {_mb(s.get('peak_rss_mlflow_mb'))} |"
+        )
+    return "\n".join(lines)
+
+
+def _ms_pair(ours: float | None, theirs: float | None) -> str:
+    if ours is None or theirs is None:
+        return "n/a"
+    return f"{fmt_ms(ours)} vs {fmt_ms(theirs)}"
+
+
+def _when(meta: dict[str, Any]) -> str:
+    if not meta:
+        return ""
+    return (
+        f" Measured {meta['date']}, load average {meta.get('load_before')} before, "
+        f"{meta.get('load_after')} after (the last run; each model's `date` in latest.json)."
+    )
+
+
+def _flavor_section(results: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    if not results.get("flavors"):
+        return []
+    meta = results.get("flavors_meta", {})
+    runs = max((s["runs"] for s in summary.get("flavors", {}).values()), default=0)
+    warm_n = max((s["warm_n"] for s in summary.get("flavors", {}).values()), default=0)
+    return [
+        "## Flavors",
+        "",
+        f"`bench/flavors.py`: each flavor test model packaged for python3.12 x86_64 (catboost "
+        f"and the OLS as image contexts). Cold: median of {runs} fresh starts each, ours through "
+        "the local Lambda runtime (RIE + awslambdaric, the bundle's Python and packages only) "
+        "vs a fresh host `python` running `mlflow.pyfunc.load_model` + "
+        "`scoring_server.invocations` on the same 2-row input example. Warm p50: "
+        f"{warm_n} more requests, ours as Lambda's `Duration`, MLflow's "
+        "`scoring_server.invocations` in the same process (neither with HTTP)." + _when(meta),
+        "",
+        flavor_table(results, summary),
+        "",
+    ]
+
+
 def render(results: dict[str, Any], summary: dict[str, Any], chart: str | None) -> str:
     """The whole ``latest.md``."""
     lines = ["# mlflow-lambda benchmarks", "", *_meta(results["meta"]), ""]
@@ -239,7 +301,7 @@ def render(results: dict[str, Any], summary: dict[str, Any], chart: str | None) 
     lines.append("")
     lines += _cold_section(results, summary) + _warm_section(results, summary)
     lines += _memory_section(results, summary) + load.section(results) + size_section(results)
-    lines += build_section(results, summary)
+    lines += build_section(results, summary) + _flavor_section(results, summary)
     notes = results["meta"].get("notes", [])
     if notes:
         lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]

@@ -215,6 +215,37 @@ def build_goals(raw: dict[str, Any], stats: dict[str, Any]) -> list[Goal]:
     return out
 
 
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _ratio(ours: list[float], theirs: list[float]) -> float | None:
+    return statistics.median(ours) / statistics.median(theirs) if ours and theirs else None
+
+
+def flavors(raw: dict[str, Any]) -> dict[str, Any]:
+    """Per flavor (``bench/flavors.py``): cold and warm medians, ours / MLflow, peak RSS."""
+    out = {}
+    for key, entry in raw.items():
+        cold_ours = [r["wall_ms"] for r in entry["ours"]]
+        cold_theirs = [r["wall_ms"] for r in entry["mlflow"]]
+        warm_ours = [d for r in entry["ours"] for d in r["warm_duration_ms"] if d is not None]
+        warm_theirs = [w for r in entry["mlflow"] for w in r["warm_ms"]]
+        out[key] = {
+            "cold_ours_ms": _median(cold_ours), "cold_mlflow_ms": _median(cold_theirs),
+            "cold_ratio": _ratio(cold_ours, cold_theirs),
+            "init_ours_ms": _median([r["init_ms"] for r in entry["ours"] if r.get("init_ms")]),
+            "warm_ours_ms": _median(warm_ours), "warm_mlflow_ms": _median(warm_theirs),
+            "warm_ours_wall_ms": _median([w for r in entry["ours"] for w in r["warm_wall_ms"]]),
+            "warm_ratio": _ratio(warm_ours, warm_theirs),
+            "peak_rss_ours_mb": _median([r["peak_rss_mb"] for r in entry["ours"]
+                                         if r.get("peak_rss_mb")]),
+            "peak_rss_mlflow_mb": _median([r["peak_rss_mb"] for r in entry["mlflow"]]),
+            "runs": len(cold_ours), "warm_n": len(warm_theirs),
+        }  # fmt: skip
+    return out
+
+
 def summarize_results(results: dict[str, Any]) -> dict[str, Any]:
     """Everything the report shows, computed from ``results``' raw samples."""
     out: dict[str, Any] = {"models": {}, "goals": []}
@@ -234,4 +265,5 @@ def summarize_results(results: dict[str, Any]) -> dict[str, Any]:
     }
     out["goals"] += [g.to_dict() for g in size_goals(results.get("size", {}))]
     out["goals"] += [g.to_dict() for g in build_goals(build, out["build"])]
+    out["flavors"] = flavors(results.get("flavors", {}))
     return out

@@ -30,6 +30,7 @@ from mlflow_lambda.packager.platforms import (
     normalize_arch,
     normalize_python,
 )
+from mlflow_lambda.packager.prune_unused import FLAVOR_UNUSED_REQUIREMENTS
 
 # Without a recorded training Python: the oldest Amazon Linux 2023 runtime (glibc 2.34, so
 # current manylinux wheels fit; python3.10/3.11 run on AL2, deprecated from Oct 2026/Jun 2027:
@@ -236,7 +237,8 @@ def plan_bundle(
     if force_pandas and not needs_pandas:
         needs_pandas = True
         pandas_reason = force_pandas if isinstance(force_pandas, str) else FORCED_PANDAS_REASON
-    generic = config.get("flavor") == GENERIC_FLAVOR  # the generic path: packager/generic.py
+    flavor = str(config.get("flavor"))
+    generic = flavor == GENERIC_FLAVOR  # the generic path: packager/generic.py
     if generic:
         needs_pandas, pandas_reason = True, GENERIC_PANDAS_REASON
 
@@ -253,6 +255,8 @@ def plan_bundle(
             reason = PRELOADED_REASON
         if generic:
             reason = generic_drop_reason(name, reason)
+        else:
+            reason = reason or FLAVOR_UNUSED_REQUIREMENTS.get(flavor, {}).get(name)
         if reason is not None:
             dropped.append(Dropped(line, reason))
             continue

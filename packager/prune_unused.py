@@ -81,6 +81,41 @@ UNUSED_DISTS: dict[str, UnusedDist] = {
     ),
     "h11": UnusedDist((), "uvicorn's HTTP/1.1 parser"),
     "python-dotenv": UnusedDist(("mlflow-skinny",), "read only by MLflow's command line"),
+    # catboost requires matplotlib, plotly and graphviz for its plotting and widget helpers
+    # (catboost/widget/, CatBoost.plot_tree, plot_predictions: imported inside those functions).
+    # Loading a model (load_model) and predicting imports none of them, nor anything only they
+    # pull in (traced in a python3.12 bundle: tests/integration/test_prune_flavors.py, which
+    # fails if catboost starts importing one): 141 MB of the catboost image's 645 MB of
+    # dependencies (docs/findings.md).
+    "matplotlib": UnusedDist(
+        ("catboost", "pandas", "scipy", "contourpy", "cycler", "fonttools"),
+        "catboost's plotting helpers only; pandas (`plot`), scipy (`doc`), contourpy (`test`), "
+        "cycler (`docs`) and fonttools (`plot`) list it only in an extra",
+    ),
+    "plotly": UnusedDist(("catboost",), "catboost's metric and feature plots only"),
+    "graphviz": UnusedDist(("catboost",), "catboost's plot_tree only"),
+    "contourpy": UnusedDist((), "matplotlib's contour plots"),
+    "cycler": UnusedDist((), "matplotlib's style cycles"),
+    "fonttools": UnusedDist((), "matplotlib's font embedding"),
+    "kiwisolver": UnusedDist((), "matplotlib's layout solver"),
+    "pyparsing": UnusedDist((), "matplotlib's mathtext and fontconfig parsers"),
+    "pillow": UnusedDist(
+        ("contourpy", "plotly"), "matplotlib's image I/O; contourpy and plotly list it in extras"
+    ),
+    # narwhals (plotly's dataframe layer, 5.5 MB) stays: scikit-learn requires and imports it,
+    # and tests/integration/test_prune_dists.py holds that skops + scikit-learn load nothing here.
+}
+
+# Requirement lines of a flavor's model that its native loader never imports, so the plan leaves
+# them out (``packager.plan``: they are the model's own requirements, which pip would mark
+# REQUESTED, and the unused-dist rule keeps those). MLflow lists ``onnx`` for the onnx flavor
+# because mlflow.onnx.load_model parses the file with it; handler/flavors/onnx.py hands the file
+# to onnxruntime, which does not need it (tests/integration/test_prune_flavors.py traces it).
+FLAVOR_UNUSED_REQUIREMENTS: dict[str, dict[str, str]] = {
+    "onnx": {
+        "onnx": "the onnx flavor loads with onnxruntime alone; the onnx package (and ml_dtypes, "
+        "which only it needs) is never imported",
+    },
 }
 
 TOKEN = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")

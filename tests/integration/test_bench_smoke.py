@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bench.__main__ import main
-from bench.report import readme_table, render
+from bench.report import flavor_table, readme_table, render
 from bench.stats import fmt_ms, fmt_spread, percentile, ratio, summarize, throughput
 from bench.summary import summarize_results
 
@@ -300,3 +300,49 @@ def test_render_writes_all_files(tmp_path: Path) -> None:
     assert doc["results"] == synthetic_results()
     assert doc["summary"]["models"]["readme"]["memory"]["recommended_memory_mb"] == 512
     assert (out / "latest.md").read_text().startswith("# mlflow-lambda benchmarks\n")
+
+
+def _flavor_run(wall: float, warm: list[float], *, ours: bool) -> dict[str, Any]:
+    if ours:
+        return {"wall_ms": wall, "init_ms": wall - 500, "peak_rss_mb": 120.0,
+                "warm_wall_ms": [w + 1 for w in warm], "warm_duration_ms": warm}  # fmt: skip
+    return {"wall_ms": wall, "peak_rss_mb": 300.0, "warm_ms": warm}
+
+
+def test_flavor_summary_and_table() -> None:
+    results = synthetic_results()
+    results["flavors"] = {
+        key: {
+            "title": title, "flavor": flavor, "path": path, "target": target,
+            "unzipped_bytes": 180 * 2**20, "zipped_bytes": zipped, "build_s": 9.0,
+            "runtime": "python3.12",
+            "ours": [_flavor_run(w, [], ours=True) for w in (3000.0, 5000.0)]
+            + [_flavor_run(4000.0, [2.0, 4.0, 3.0], ours=True)],
+            "mlflow": [_flavor_run(w, [], ours=False) for w in (9000.0, 7000.0)]
+            + [_flavor_run(8000.0, [6.0, 6.0, 9.0], ours=False)],
+        }
+        for key, title, flavor, path, target, zipped in (
+            ("xgb", "XGBClassifier", "xgboost", "native", "zip", 61 * 2**20),
+            ("ols", "statsmodels OLS", "python_function", "generic", "image", None),
+        )
+    }  # fmt: skip
+    results["flavors_meta"] = {
+        "date": "2026-01-02 00:00 UTC",
+        "load_before": "1",
+        "load_after": "2",
+    }
+    summary = summarize_results(results)
+    xgb = summary["flavors"]["xgb"]
+    assert (xgb["cold_ours_ms"], xgb["cold_mlflow_ms"], xgb["init_ours_ms"]) == (4000, 8000, 3500)
+    assert (xgb["cold_ratio"], xgb["warm_ours_ms"], xgb["warm_mlflow_ms"]) == (0.5, 3.0, 6.0)
+    assert (xgb["warm_ratio"], xgb["warm_ours_wall_ms"], xgb["runs"]) == (0.5, 4.0, 3)
+    table = flavor_table(results, summary).splitlines()
+    assert table[2] == (
+        "| XGBClassifier (`xgboost`) | native | 180 MB / 61 MB | 4.00 s vs 8.00 s (0.50x) "
+        "| 3.00 ms vs 6.00 ms (0.50x) | 120 MiB vs 300 MiB |"
+    )
+    assert table[3].startswith("| statsmodels OLS (`python_function`) | generic | 180 MB / image")
+    page = render(results, summary, None)
+    assert "## Flavors" in page and "median of 3 fresh starts" in page and table[2] in page
+    del results["flavors"]
+    assert "## Flavors" not in render(results, summarize_results(results), None)

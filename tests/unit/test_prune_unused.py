@@ -249,6 +249,8 @@ def test_an_empty_table_keeps_every_distribution(tmp_path: Path) -> None:
     assert prune_tree(tmp_path, arch="x86_64", unused_dists={}).removed == {}
     assert _files(tmp_path) == before
     assert sorted(UNUSED_DISTS) == [
-        "cffi", "cryptography", "gitdb", "gitpython", "google-auth", "h11", "prettytable",
-        "pyasn1", "pyasn1-modules", "pycparser", "python-dotenv", "smmap", "uvicorn", "wcwidth",
+        "cffi", "contourpy", "cryptography", "cycler", "fonttools", "gitdb", "gitpython",
+        "google-auth", "graphviz", "h11", "kiwisolver", "matplotlib", "pillow",
+        "plotly", "prettytable", "pyasn1", "pyasn1-modules", "pycparser", "pyparsing",
+        "python-dotenv", "smmap", "uvicorn", "wcwidth",
     ]  # fmt: skip
