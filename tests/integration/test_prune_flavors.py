@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_lambda.packager.build import _copy_runtime
 from mlflow_lambda.packager.bytecode import find_interpreter
 from mlflow_lambda.packager.events import scoring_body
 from mlflow_lambda.packager.inspection import write_model_config
@@ -35,6 +34,7 @@ from mlflow_lambda.packager.prune_unused import (
     UNUSED_DISTS,
     remove_unused_dists,
 )
+from mlflow_lambda.packager.stage import copy_runtime
 from mlflow_lambda.packager.trim import Trace, trace_bundle
 from tests import mlflow_models as mm
 
@@ -53,7 +53,7 @@ class Staged:
     def __init__(self, logged: mm.LoggedModel, root: Path, cache_dir: Path) -> None:
         self.root, self.cache_dir = root, cache_dir
         self.app, self.deps = root / "app", root / "deps"
-        _copy_runtime(self.app)
+        copy_runtime(self.app)
         shutil.copytree(logged.local_dir, self.app / "model")
         self.config = write_model_config(self.app / "model", self.app / "model.json")
         self.plan = plan_bundle(self.config, python="3.12", arch="x86_64", warn=lambda _m: None)
