@@ -18,7 +18,9 @@ import gc
 import json
 import logging
 import os
+import shutil
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,7 +79,12 @@ def in_process(
 
     _quiet_access_log()
     config = load_config(bundle.outdir / "model.json")
-    predictor = load_model(config, model.local_dir)
+    # the model directory as the bundle holds it (with the build's pickle of a skops model)
+    model_dir = bundle.outdir.parent / f"{bundle.outdir.name}-model"
+    shutil.rmtree(model_dir, ignore_errors=True)
+    with zipfile.ZipFile(bundle.outdir / "bundle.zip") as zf:
+        zf.extractall(model_dir, [n for n in zf.namelist() if n.startswith("model/")])
+    predictor = load_model(config, model_dir / "model")
     asgi = Mangum(create_app(predictor, config), lifespan="off")
     gc.freeze()  # as handler.lambda_function does at the end of init
     estimator: Any = getattr(predictor, "model", predictor)
