@@ -46,7 +46,10 @@ SECRET_PLACES = {
 # Content patterns, on bytes so binary artifacts (pickles) are searched too.
 # AWS key ids: "Understanding unique ID prefixes" (IAM User Guide): AKIA long-term, ASIA temporary.
 SECRET_PATTERNS: list[tuple[re.Pattern[bytes], str]] = [
-    (re.compile(rb"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), "an AWS access key id"),
+    # Bounded by what a key id is made of, not by \b: in a binary artifact the next byte is
+    # often a letter (pickle protocol 2 puts the opcode "q" right after a string), and a
+    # "word" boundary would hide the key there.
+    (re.compile(rb"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"), "an AWS access key id"),
     (
         re.compile(rb"aws_secret_access_key\s*[=:]\s*['\"]?[A-Za-z0-9/+]{40}", re.IGNORECASE),
         "an AWS secret access key",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import shutil
 import zipfile
@@ -103,10 +104,20 @@ def test_credentials_stop_the_build_naming_file_and_finding(
     assert f"'other/{rel}': {what}" in _refused(model, (rel,))
 
 
-def test_credentials_inside_a_binary_artifact_are_found(model: Path) -> None:
-    blob = os.urandom(1 << 20) + ACCESS_KEY.encode() + os.urandom(4096)
+@pytest.mark.parametrize("after", [b"\x00", b"q", b"_"])
+def test_credentials_inside_a_binary_artifact_are_found(model: Path, after: bytes) -> None:
+    # the byte after the key as binary formats put it: NUL, pickle protocol 2's "q" opcode;
+    # the random bytes around stay clear of key characters, so the test cannot flake
+    noise = bytes(b & 0x7F | 0x80 for b in os.urandom(1 << 20))  # all >= 0x80
+    blob = noise + b"\x14" + ACCESS_KEY.encode() + after + noise[:4096]
     (model / "extra.bin").write_bytes(blob)
-    assert f"'extra.bin': an AWS access key id (AKIA...MPLE, byte {1 << 20})" in _refused(model)
+    offset = (1 << 20) + 1
+    assert f"'extra.bin': an AWS access key id (AKIA...MPLE, byte {offset})" in _refused(model)
+
+
+def test_a_key_inside_a_pickle_is_found(model: Path) -> None:
+    (model / "params.pkl").write_bytes(pickle.dumps({"key": ACCESS_KEY}, protocol=2))
+    assert "'params.pkl': an AWS access key id (AKIA...MPLE" in _refused(model)
 
 
 def test_allowing_a_file_the_model_lacks_is_an_error(model: Path) -> None:
