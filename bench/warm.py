@@ -85,7 +85,10 @@ def in_process(
     with zipfile.ZipFile(bundle.outdir / "bundle.zip") as zf:
         zf.extractall(model_dir, [n for n in zf.namelist() if n.startswith("model/")])
     predictor = load_model(config, model_dir / "model")
-    asgi = Mangum(create_app(predictor, config), lifespan="off")
+    # the bundle's own choice: a bundle without pandas scores from arrays (the seed's model),
+    # though this process has pandas
+    pandas = "pandas" in bundle.manifest["distributions"]
+    asgi = Mangum(create_app(predictor, config, pandas=pandas), lifespan="off")
     gc.freeze()  # as handler.lambda_function does at the end of init
     estimator: Any = getattr(predictor, "model", predictor)
     out: dict[str, dict[str, list[float]]] = {}

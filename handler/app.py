@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -41,6 +42,7 @@ from starlette.routing import Route
 
 from . import __version__
 from .config import ModelConfig
+from .docs import docs_html
 from .errors import (
     BAD_REQUEST,
     INTERNAL_ERROR,
@@ -49,16 +51,18 @@ from .errors import (
 )
 from .flavors import Predictor
 from .logs import SCOPE_KEY, AccessLogMiddleware, model_log
+from .numeric import numeric_split
 from .params import ParamSchema
 from .parsing import (
     CSV,
+    JSON,
     ParsedRequest,
     parse_content_type,
     parse_csv,
     parse_json,
     table_of,
 )
-from .payload import MAX_PAYLOAD_BYTES, Rows
+from .payload import DF_SPLIT, MAX_PAYLOAD_BYTES, Rows
 from .schema import InputSchema
 from .serialize import error_json, exception_reason, predictions_json
 
@@ -67,57 +71,6 @@ MODEL_ERROR_MESSAGE = (
     "Encountered an unexpected error while evaluating the model. Verify that the serialized "
     "input Dataframe is compatible with the model for inference."
 )
-
-# Swagger UI for /docs, loaded from a CDN as FastAPI does (fastapi/openapi/docs.py): its
-# bundle is 1.73 MB of JavaScript and 0.19 MB of CSS (0.48 MB gzipped; swagger-ui-dist
-# 5.35.0 from npm), ten times the rest of this runtime, and every page load would cost
-# Lambda invocations to send it. Pinned to one version with Subresource Integrity
-# (https://www.w3.org/TR/SRI/), so a changed file on the CDN is refused by the browser.
-# Version 5 is the first to render OpenAPI 3.1.
-SWAGGER_UI_VERSION = "5.35.0"
-SWAGGER_UI_BASE = f"https://cdn.jsdelivr.net/npm/swagger-ui-dist@{SWAGGER_UI_VERSION}/"
-SWAGGER_UI_ASSETS = {  # file -> its sha384, base64 (openssl dgst -sha384 -binary | base64)
-    "swagger-ui-bundle.js": "gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9",
-    "swagger-ui.css": "WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I",
-}
-# "openapi.json" is relative, so the page finds the document under an API Gateway stage
-# (/Prod/docs -> /Prod/openapi.json) as well as at the root. validatorUrl null: Swagger UI
-# would otherwise send the document's URL to swagger.io's online validator for a badge.
-_DOCS_HTML = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{title}</title>
-<link rel="stylesheet" href="{base}swagger-ui.css" integrity="sha384-{css}" crossorigin="anonymous">
-</head>
-<body>
-<div id="swagger-ui"></div>
-<script src="{base}swagger-ui-bundle.js" integrity="sha384-{js}" crossorigin="anonymous"></script>
-<script>
-window.ui = SwaggerUIBundle({{
-  url: "openapi.json",
-  dom_id: "#swagger-ui",
-  layout: "BaseLayout",
-  deepLinking: true,
-  showExtensions: true,
-  showCommonExtensions: true,
-  validatorUrl: null,
-  presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset]
-}});
-</script>
-</body>
-</html>
-"""
-
-
-def docs_html(title: str = "Model API") -> str:
-    """The ``/docs`` page: Swagger UI rendering the ``openapi.json`` next to it."""
-    return _DOCS_HTML.format(
-        title=title.replace("&", "&amp;").replace("<", "&lt;"),
-        base=SWAGGER_UI_BASE,
-        css=SWAGGER_UI_ASSETS["swagger-ui.css"],
-        js=SWAGGER_UI_ASSETS["swagger-ui-bundle.js"],
-    )
 
 
 @dataclass(frozen=True)
@@ -169,10 +122,24 @@ class Scorer:
                     f"{self.inputs.names!r}; MLflow's DataFrame would be refused the same way"
                 )
                 model_log.warning("every request will fail: %s", self.array_error)
+        # Whether a dataframe_split of numbers may skip the generic parse (handler.numeric):
+        # only where enforcing it would make the same float64 matrix of its rows (with no
+        # signature for the array path; with named float64 columns, sent in their order).
+        self.numeric_split = not self.mlflow_parses and (
+            (self.inputs.kind == "none" and not self.want_frame)
+            or (self.inputs.named and self.inputs.matrix_dtype == np.float64)
+        )
 
     def parse(self, body: bytes, content_type: str | None) -> ParsedRequest:
         """Parse ``body`` as ``content_type`` says (415 / 400 as :class:`ScoringError`)."""
-        if parse_content_type(content_type) == CSV:
+        kind = parse_content_type(content_type)
+        if kind == JSON and self.numeric_split:
+            fast = numeric_split(body)
+            if fast is not None and (
+                self.inputs.kind == "none" or fast.columns == self.inputs.names
+            ):
+                return ParsedRequest(DF_SPLIT, Rows(fast.columns, fast.matrix), fast.params)
+        if kind == CSV:
             kind = self.inputs.kind
             tensor = kind == "tensor"
             typed = kind in ("columns", "none") and not self.pandas
@@ -321,10 +288,12 @@ def create_app(
     *,
     max_request_bytes: int = MAX_PAYLOAD_BYTES,
     openapi_path: Path | None = None,
+    pandas: bool | None = None,
 ) -> Starlette:
     """The scoring app: ``/ping``, ``/health``, ``/version``, ``/invocations``, and
-    ``/openapi.json`` + ``/docs`` when ``openapi_path`` (the bundle's openapi.json) is given."""
-    scorer = Scorer(predictor, config)
+    ``/openapi.json`` + ``/docs`` when ``openapi_path`` (the bundle's openapi.json) is given.
+    ``pandas``: as :class:`Scorer` takes it (the bench runs a bundle's app in its own venv)."""
+    scorer = Scorer(predictor, config, pandas=pandas)
     document: list[bytes] = []  # read on first request, so init pays nothing
 
     async def openapi(request: Request) -> Response:

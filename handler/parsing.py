@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from .csvtable import csv_error, read_csv_columns
 from .errors import BAD_REQUEST, INVALID_PARAMETER_VALUE, ScoringError
@@ -341,6 +342,16 @@ def table_of(payload: Payload) -> Table:
 
 def _rows_table(rows: Rows) -> Table:
     data = rows.data
+    if isinstance(data, np.ndarray):  # handler.numeric's matrix: every row has the width
+        width = data.shape[1]
+        return Table(
+            list(rows.columns) if rows.columns is not None else list(range(width)), len(data), rows
+        )
+    if data and set(map(type, data)) == {list}:  # the usual body: C loops over 10 000 rows
+        width = len(rows.columns) if rows.columns is not None else len(data[0])
+        if set(map(len, data)) == {width}:
+            labels = list(rows.columns) if rows.columns is not None else list(range(width))
+            return Table(labels, len(data), rows)
     if not any(isinstance(row, list) for row in data):
         # a list of scalars is one column, as in pandas.DataFrame([1, 2, 3])
         width = len(rows.columns) if rows.columns is not None else (1 if data else 0)

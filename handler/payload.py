@@ -8,7 +8,10 @@ deployments plugin), so each key and limit is written once. MLflow's names:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from .errors import INVALID_PARAMETER_VALUE
 
@@ -31,7 +34,8 @@ class Rows:
     """A row-major table: ``dataframe_split``, non-object records, or CSV for tensors."""
 
     columns: list[Any] | None
-    data: list[Any]
+    # JSON rows, or a float64 matrix of them (handler.numeric: a dataframe_split of numbers)
+    data: list[Any] | np.ndarray[Any, Any]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from openapi_spec_validator import validate
 
-from mlflow_lambda.handler.app import SWAGGER_UI_ASSETS, SWAGGER_UI_BASE, SWAGGER_UI_VERSION
+from mlflow_lambda.handler.docs import SWAGGER_UI_ASSETS, SWAGGER_UI_BASE, SWAGGER_UI_VERSION
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,9 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 from starlette.testclient import TestClient
 
-from mlflow_lambda.handler.app import SWAGGER_UI_ASSETS, SWAGGER_UI_BASE, create_app
+from mlflow_lambda.handler.app import create_app
 from mlflow_lambda.handler.config import ModelConfig
+from mlflow_lambda.handler.docs import SWAGGER_UI_ASSETS, SWAGGER_UI_BASE
 from mlflow_lambda.packager.openapi import OPENAPI_FILE, openapi_document, write_openapi
 from tests.unit.test_handler_app import COLUMNS, FakePredictor, make_config
 
