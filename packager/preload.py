@@ -31,7 +31,9 @@ structured arrays are pickled with their padding zeroed (``_PRELOAD``'s ``Canoni
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from mlflow_lambda.handler import BUNDLE_PACKAGE
 from mlflow_lambda.handler.config import ModelConfig, Preloaded, sha256_file
 from mlflow_lambda.packager.deps import held_distributions, link_tree
 from mlflow_lambda.packager.errors import BundleCheckError
@@ -111,6 +114,7 @@ def stage_preloaded(
     work: Path,
     checked: bool,
     enabled: bool,
+    cache: Path | None,
     progress: Callable[[str], None],
     warn: Callable[[str], None],
 ) -> tuple[ModelConfig, Path]:
@@ -118,13 +122,14 @@ def stage_preloaded(
 
     ``app`` holds the staged runtime and ``model.json`` (rewritten when preloaded), ``deps`` the
     installed dependencies; ``installed`` (name -> version, the manifest's) is updated in place.
+    ``cache``: where pickles of earlier builds are kept (``<cache root>/preloaded``).
     """
     if not wanted(config):
         return config, model_dir
     done = preload_model(
         config, model_dir, roots=(app, deps), dest=work / "model-preloaded",
         interpreter=interpreter, python=plan.python_version, arch=plan.arch, checked=checked,
-        enabled=enabled,
+        enabled=enabled, cache=cache, installed=installed,
     )  # fmt: skip
     (progress if done.preloaded else warn)(done.message)
     if done.preloaded:
@@ -151,21 +156,31 @@ def preload_model(
     arch: str,
     checked: bool,
     enabled: bool = True,
+    cache: Path | None = None,
+    installed: dict[str, str] | None = None,
 ) -> Preload:
     """Pickle the skops model of ``config`` in the bundle's Python (see the module docstring).
 
     ``roots`` are the staged app (with ``model.json``) and dependencies; ``dest`` is a new
     directory for the model copy with the pickle. ``checked``: the build's import check runs;
-    ``enabled``: False keeps skops (``BuildOptions.preload``, for comparisons).
+    ``enabled``: False keeps skops (``BuildOptions.preload``, for comparisons). ``cache``: a
+    directory keeping each pickle under what made it (:func:`_cache_key`, with ``installed``,
+    the dependencies' name -> version), so a rebuild copies it instead of loading the model.
     """
     why_not = (
         _why_not(config, interpreter, python, arch, checked)
         if enabled
         else "preloading the model as a pickle was turned off"
     )
-    if why_not is not None or interpreter is None:
+    if why_not is not None or interpreter is None:  # (None has a why_not; mypy needs the test)
         return Preload(config, model_dir, f"kept skops: {why_not}", False)
     link_tree(model_dir, dest)  # hard links: the user's files are read, never written
+    entry = None
+    if cache is not None and installed is not None:
+        entry = cache / _cache_key(config, roots[0], interpreter, installed)
+        facts = _cached(entry, dest / PRELOADED_FILE)
+        if facts is not None:
+            return _preloaded(config, roots[0], dest, facts, " (the pickle of an earlier build)")
     env = {
         "MLFLOW_LAMBDA_PRELOAD": json.dumps(
             {
@@ -183,6 +198,15 @@ def preload_model(
         shutil.rmtree(dest, ignore_errors=True)
         last = str(exc).strip().splitlines()[-1]
         return Preload(config, model_dir, f"kept skops: the preload failed ({last})", False)
+    if entry is not None:
+        _keep(entry, dest / PRELOADED_FILE, facts)
+    return _preloaded(config, roots[0], dest, facts)
+
+
+def _preloaded(
+    config: ModelConfig, app: Path, dest: Path, facts: dict[str, object], note: str = ""
+) -> Preload:
+    """The config (also written to ``app``'s ``model.json``) of the pickle in ``dest``."""
     sha = sha256_file(dest / PRELOADED_FILE)
     preloaded: Preloaded = {
         "file": PRELOADED_FILE,
@@ -194,14 +218,54 @@ def preload_model(
     }
     files = dict(sorted({**config["files"], PRELOADED_FILE: sha}.items()))
     new: ModelConfig = {**config, "files": files, "preloaded": preloaded}
-    save_model_config(new, roots[0] / "model.json")
+    save_model_config(new, app / "model.json")
     size = (dest / PRELOADED_FILE).stat().st_size
     message = (
         f"preloaded {config['model_file']} as {PRELOADED_FILE} ({size / 2**20:.2f} MB) with "
         f"the bundle's scikit-learn {preloaded['library_version']} on Python "
-        f"{preloaded['python_version']}: the runtime unpickles it, without skops"
+        f"{preloaded['python_version']}{note}: the runtime unpickles it, without skops"
     )
     return Preload(new, dest, message, True)
+
+
+def _cache_key(config: ModelConfig, app: Path, interpreter: Path, installed: dict[str, str]) -> str:
+    """What the pickle's bytes depend on: the model file, the types trusted, how it is loaded
+    and pickled (this script, the runtime's loader), the bundle's packages and Python."""
+    binary = interpreter.resolve()
+    stat = binary.stat()
+    facts = [
+        config["files"][config["model_file"]],
+        sorted(config["skops_trusted_types"]),
+        PICKLE_PROTOCOL,
+        hashlib.sha256(_PRELOAD.encode()).hexdigest(),
+        sha256_file(app / BUNDLE_PACKAGE / "handler" / "flavors" / "sklearn.py"),
+        sorted(installed.items()),
+        [str(binary), stat.st_size, stat.st_mtime_ns],
+    ]
+    return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:24]
+
+
+def _cached(entry: Path, dest: Path) -> dict[str, object] | None:
+    """Copy ``entry``'s pickle to ``dest`` and return its facts, or None if it has none."""
+    try:
+        facts: dict[str, object] = json.loads((entry / "facts.json").read_text())
+        shutil.copyfile(entry / PRELOADED_FILE, dest)
+    except (OSError, ValueError):
+        return None
+    return facts
+
+
+def _keep(entry: Path, pickled: Path, facts: dict[str, object]) -> None:
+    """Publish ``pickled`` and its facts as ``entry``, whole or not at all."""
+    partial = entry.with_name(f".{entry.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    shutil.copyfile(pickled, partial / PRELOADED_FILE)
+    (partial / "facts.json").write_text(json.dumps(facts))  # written last: marks it complete
+    try:
+        partial.rename(entry)
+    except OSError:  # another build published it first: same inputs, same bytes
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _why_not(

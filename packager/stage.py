@@ -57,7 +57,8 @@ def stage(
     config, model_dir = preload.stage_preloaded(
         config, model_dir, deps.plan, deps.installed, interpreter=deps.interpreter,
         app=run.app, deps=run.deps, work=run.work, checked=run.opts.check_import,
-        enabled=run.opts.preload, progress=run.progress, warn=run.warn,
+        enabled=run.opts.preload, cache=(run.opts.cache_dir or cache_root()) / "preloaded",
+        progress=run.progress, warn=run.warn,
     )  # fmt: skip
     if run.opts.model_location:
         upload_model(model_dir, run.opts.model_location, config["files"], run.progress)

@@ -93,6 +93,17 @@ def test_the_pickle_is_written_by_the_bundles_python_and_scikit_learn(
     assert stamp in pickled
 
 
+def test_a_rebuild_reuses_the_pickle_and_gives_the_same_bundle(
+    seed_model: LoggedModel, seed_build: tuple[BuildResult, str], cache_dir: Path, tmp_path: Path
+) -> None:
+    """The pickle is kept in the cache under what made it, so a rebuild loads no model."""
+    first, _ = seed_build
+    again, log = _build(seed_model, tmp_path / "out", cache_dir)
+    assert "preloaded model.skops as model.preloaded.pkl" in log
+    assert "(the pickle of an earlier build)" in log, log
+    assert again.manifest["artifact_sha256"] == first.manifest["artifact_sha256"]
+
+
 # --- every parity answer identical, through the real Lambda runtime ---------------------------
 
 

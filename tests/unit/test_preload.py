@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mlflow_lambda.handler import BUNDLE_PACKAGE
 from mlflow_lambda.packager.platforms import host_arch
-from mlflow_lambda.packager.preload import drop_loader, preload_model, wanted
+from mlflow_lambda.packager.preload import _cache_key, drop_loader, preload_model, wanted
 
 
 def _dist(root: Path, name: str, requires: list[str], files: list[str], requested: bool) -> None:
@@ -75,3 +76,34 @@ def test_only_skops_sklearn_models_are_preloaded_and_a_skip_says_why(tmp_path: P
                         enabled=False, **kw)  # fmt: skip
     assert off.message == "kept skops: preloading the model as a pickle was turned off"
     assert not (tmp_path / "out").exists()
+
+
+def test_the_cached_pickle_is_keyed_by_everything_it_depends_on(tmp_path: Path) -> None:
+    loader = tmp_path / BUNDLE_PACKAGE / "handler" / "flavors" / "sklearn.py"
+    loader.parent.mkdir(parents=True)
+    loader.write_text("def read_estimator(): ...\n")
+    python = tmp_path / "python3.12"
+    python.write_bytes(b"an interpreter")
+    config: Any = {
+        "model_file": "model.skops",
+        "files": {"model.skops": "a" * 64},
+        "skops_trusted_types": ["sklearn.tree._tree.Tree"],
+    }
+    installed = {"numpy": "2.4.6", "scikit-learn": "1.9.1"}
+
+    def key() -> str:
+        return _cache_key(config, tmp_path, python, installed)
+
+    seen = {key()}
+    assert key() in seen  # the same inputs, the same key
+    config["files"] = {"model.skops": "b" * 64}  # another model file
+    seen.add(key())
+    config["skops_trusted_types"] = []
+    seen.add(key())
+    installed["scikit-learn"] = "1.9.2"  # the bundle's own scikit-learn
+    seen.add(key())
+    loader.write_text("def read_estimator(): return 1\n")  # the runtime's loader
+    seen.add(key())
+    python.write_bytes(b"another interpreter")  # a reinstalled Python at the same path
+    seen.add(key())
+    assert len(seen) == 6
