@@ -10,7 +10,8 @@ its numbers are decoded as one flat list into one array.
 Every cell is still decoded by the same msgspec decoder and converted by the same float
 setter (``np.fromiter``) as on the generic path, so the values are the same. Anything else
 (an ``index``, a string or null cell, a ragged row, a number past the float range, an
-unknown key) returns None and the generic path answers, with its own errors.
+unknown key) returns None and the generic path answers, with its own errors; such a body pays
+one extra pass of msgspec over it first (about a tenth of its generic parse).
 """
 
 from __future__ import annotations
