@@ -330,16 +330,19 @@ def main(argv: list[str] | None = None) -> int:
         "models": {}, "cold": {}, "warm": {}, "load": {}, "size": {}, "build": {},
     }  # fmt: skip
     only = [p for p in args.only.split(",") if p]
+    # which run measured each phase, shown at the top of latest.md (--only keeps the others')
+    measured = {"command": results["meta"]["command"], "date": results["meta"]["date"],
+                "load_before": results["meta"]["machine"]["load_before"]}  # fmt: skip
+    phases = {p: measured for p in only or PHASES}
     if only and (args.out / "latest.json").is_file():  # keep the phases not measured now
         kept = json.loads((args.out / "latest.json").read_text())["results"]
-        command = results["meta"]["command"]
         fresh = {p: {} for p in only if p != "flavors" or not args.flavors}
         results = {**kept, **fresh}
         results["meta"]["notes"] = [
-            *[n for n in kept["meta"].get("notes", []) if not n.startswith("`--only`")],
-            f"`--only` {', '.join(only)}: measured by `{command}`; the other sections come "
-            "from the run described at the top.",
+            n for n in kept["meta"].get("notes", []) if not n.startswith("`--only`")
         ]
+        phases = {**kept["meta"].get("phases", {}), **phases}
+    results["meta"]["phases"] = phases
     try:
         measure(args, results)
     finally:  # keep what was measured, even when a later phase failed

@@ -108,7 +108,26 @@ def _meta(meta: dict[str, Any]) -> list[str]:
         f"Versions: host Python {meta['python']}, MLflow {meta['versions'].get('mlflow')}, "
         f"scikit-learn {meta['versions'].get('scikit-learn')}, pandas "
         f"{meta['versions'].get('pandas')}; bundles run on Python {meta.get('bundle_python')}.",
+        *_phase_lines(meta),
     ]
+
+
+def _phase_lines(meta: dict[str, Any]) -> list[str]:
+    """Which run measured which phase, when a later ``--only`` run replaced some of them."""
+    runs: dict[tuple[str, str], list[str]] = {}
+    for phase, run in meta.get("phases", {}).items():
+        runs.setdefault((run["command"], run["date"]), []).append(phase)
+    if len(runs) < 2 and all(c == meta["command"] for c, _ in runs):
+        return []
+    lines = ["", "Phases measured by each run (machines differ from run to run: compare ratios):"]
+    for (command, date), phases in sorted(runs.items(), key=lambda r: r[0][1]):
+        lines.append(f"- {', '.join(phases)}: `{command}`, {date}")
+    unrecorded = [
+        p for p in ("cold", "warm", "load", "size", "build") if p not in meta.get("phases", {})
+    ]
+    if unrecorded:
+        lines.append(f"- {', '.join(unrecorded)}: the run in the Command line above")
+    return lines
 
 
 def _cold_section(results: dict[str, Any], summary: dict[str, Any]) -> list[str]:

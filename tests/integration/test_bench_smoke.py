@@ -346,3 +346,17 @@ def test_flavor_summary_and_table() -> None:
     assert "## Flavors" in page and "median of 3 fresh starts" in page and table[2] in page
     del results["flavors"]
     assert "## Flavors" not in render(results, summarize_results(results), None)
+
+
+def test_the_header_says_which_run_measured_each_phase() -> None:
+    from bench.report import _phase_lines
+
+    full = {"command": "python -m bench", "date": "2026-11-25 02:05 UTC"}
+    later = {"command": "python -m bench --only warm", "date": "2026-12-02 04:49 UTC"}
+    one_run = {"command": "python -m bench", "phases": dict.fromkeys(("cold", "warm"), full)}
+    assert _phase_lines(one_run) == []  # a full run: the Command line says it all
+    mixed = {"command": "python -m bench", "phases": {"cold": full, "warm": later}}
+    lines = _phase_lines(mixed)
+    assert "- cold: `python -m bench`, 2026-11-25 02:05 UTC" in lines
+    assert "- warm: `python -m bench --only warm`, 2026-12-02 04:49 UTC" in lines
+    assert "- load, size, build: the run in the Command line above" in lines
