@@ -309,7 +309,8 @@ def drop_loader(root: Path, name: str = LOADER) -> PruneReport:
                 closure.add(dep)
                 stack.append(dep)
     for info in root.glob("*.dist-info"):
-        if info.name.split("-")[0].lower() == name:
+        # "{name}-{version}.dist-info", the name escaped with "_" (the wheel spec): canonical
+        if canonicalize_name(info.name.split("-")[0]) == canonicalize_name(name):
             (info / "REQUESTED").unlink(missing_ok=True)
     table = {dist: UnusedDist((), PRELOADED_REASON) for dist in sorted(closure)}
     remove_unused_dists(root, set(PROTECTED), report, table)
