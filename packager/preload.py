@@ -256,15 +256,19 @@ def _cached(entry: Path, dest: Path) -> dict[str, object] | None:
 
 
 def _keep(entry: Path, pickled: Path, facts: dict[str, object]) -> None:
-    """Publish ``pickled`` and its facts as ``entry``, whole or not at all."""
+    """Publish ``pickled`` and its facts as ``entry``, whole or not at all.
+
+    Best effort: a cache that cannot be written (read-only, full) costs the next build its
+    preload again, never this build.
+    """
     partial = entry.with_name(f".{entry.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    shutil.copyfile(pickled, partial / PRELOADED_FILE)
-    (partial / "facts.json").write_text(json.dumps(facts))  # written last: marks it complete
     try:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        shutil.copyfile(pickled, partial / PRELOADED_FILE)
+        (partial / "facts.json").write_text(json.dumps(facts))  # last: marks it complete
         partial.rename(entry)
-    except OSError:  # another build published it first: same inputs, same bytes
+    except OSError:  # unwritable, or another build published it first (same bytes)
         shutil.rmtree(partial, ignore_errors=True)
 
 

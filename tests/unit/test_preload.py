@@ -8,7 +8,14 @@ from typing import Any
 
 from mlflow_lambda.handler import BUNDLE_PACKAGE
 from mlflow_lambda.packager.platforms import host_arch
-from mlflow_lambda.packager.preload import _cache_key, drop_loader, preload_model, wanted
+from mlflow_lambda.packager.preload import (
+    _cache_key,
+    _cached,
+    _keep,
+    drop_loader,
+    preload_model,
+    wanted,
+)
 
 
 def _dist(root: Path, name: str, requires: list[str], files: list[str], requested: bool) -> None:
@@ -107,3 +114,19 @@ def test_the_cached_pickle_is_keyed_by_everything_it_depends_on(tmp_path: Path) 
     python.write_bytes(b"another interpreter")  # a reinstalled Python at the same path
     seen.add(key())
     assert len(seen) == 6
+
+
+def test_the_pickle_cache_round_trips_and_never_fails_a_build(tmp_path: Path) -> None:
+    pickled = tmp_path / "model.preloaded.pkl"
+    pickled.write_bytes(b"\x80\x05pickle")
+    facts: dict[str, object] = {"python_version": "3.12.1", "library_version": "1.9.1"}
+    entry = tmp_path / "cache" / "key"
+    assert _cached(entry, tmp_path / "copy.pkl") is None  # nothing kept yet
+    _keep(entry, pickled, facts)
+    assert _cached(entry, tmp_path / "copy.pkl") == facts
+    assert (tmp_path / "copy.pkl").read_bytes() == pickled.read_bytes()
+    _keep(entry, pickled, facts)  # published already: left as it is
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    _keep(blocked / "key", pickled, facts)  # cannot be written: no error, nothing kept
+    assert _cached(blocked / "key", tmp_path / "other.pkl") is None
