@@ -9,9 +9,9 @@ STAMP  := $(VENV)/.installed
 # setuptools says "Editable installation ... folders with the same name as your package may
 # take precedence" for every editable install that needs its import finder (ours maps
 # mlflow_lambda to the repository root); it is information, not a problem, so only it is muted.
-# uv installs the dev dependencies in about a minute where pip takes 3.5 (68 s on a
-# fresh clone here), the same distributions at the same versions (compared with pip's on
-# 2026-12-02). --compile-bytecode: pip writes every module's .pyc at install, and so must this
+# uv installs the dev dependencies in 68 s on a fresh clone here, where the pip-made venv and
+# make lint took 4.2 min together; the same distributions at the same versions (compared with
+# pip's on 2026-12-02). --compile-bytecode: pip writes every module's .pyc at install, and so must this
 # (test_bytecode prunes a copy of these packages, __pycache__ and all). uv reads no pip
 # configuration, so if it is missing or fails (an index mirror set only for pip, say), pip
 # installs as before.

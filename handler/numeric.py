@@ -39,7 +39,7 @@ class _Body(msgspec.Struct, forbid_unknown_fields=True):
 _BODY = msgspec.json.Decoder(_Body)
 _ANY = msgspec.json.Decoder()
 _SPACE = b" \t\n\r"
-_NUMBER = b"0123456789.eE+-"
+_NOT_STRUCTURE = b"0123456789.eE+-" + _SPACE  # what a table of numbers' skeleton leaves out
 _BRACKETS_TO_SPACES = bytes.maketrans(b"[]", b"  ")
 
 
@@ -73,7 +73,7 @@ def _number_rows(raw: bytes, columns: list[Any] | None) -> np.ndarray[Any, Any] 
     # Without its numbers, a table of n rows of w numbers is exactly "[[,,,],[,,,],...]":
     # one comparison checks that every cell is a number (null, true, a string, an object all
     # leave a character) and that every row has w - 1 commas.
-    skeleton = raw.translate(None, _NUMBER + _SPACE)
+    skeleton = raw.translate(None, _NOT_STRUCTURE)
     width = len(columns) if columns is not None else skeleton.find(b"]") - 1
     n_rows = (len(skeleton) - 1) // (width + 2) if width > 0 else 0
     row = b"[" + b"," * (width - 1) + b"]"

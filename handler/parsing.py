@@ -343,15 +343,7 @@ def table_of(payload: Payload) -> Table:
 def _rows_table(rows: Rows) -> Table:
     data = rows.data
     if isinstance(data, np.ndarray):  # handler.numeric's matrix: every row has the width
-        width = data.shape[1]
-        return Table(
-            list(rows.columns) if rows.columns is not None else list(range(width)), len(data), rows
-        )
-    if data and set(map(type, data)) == {list}:  # the usual body: C loops over 10 000 rows
-        width = len(rows.columns) if rows.columns is not None else len(data[0])
-        if set(map(len, data)) == {width}:
-            labels = list(rows.columns) if rows.columns is not None else list(range(width))
-            return Table(labels, len(data), rows)
+        return _uniform_rows(rows, data.shape[1])
     if not any(isinstance(row, list) for row in data):
         # a list of scalars is one column, as in pandas.DataFrame([1, 2, 3])
         width = len(rows.columns) if rows.columns is not None else (1 if data else 0)
@@ -364,14 +356,19 @@ def _rows_table(rows: Rows) -> Table:
         table.rows_are_lists = False
         return table
     width = len(rows.columns) if rows.columns is not None else len(data[0])
-    for i, row in enumerate(data):
-        # pandas pads short rows with NaN; a silently padded row is a wrong answer, refuse it
-        if not isinstance(row, list) or len(row) != width:
-            size = len(row) if isinstance(row, list) else "not a list"
-            raise ScoringError.bad_request(
-                f"Invalid input. Row {i} of 'data' has {size} values but the table has {width} "
-                "columns; every row needs one value per column."
-            )
-    return Table(
-        list(rows.columns) if rows.columns is not None else list(range(width)), len(data), rows
-    )
+    # C loops over the usual 10 000 rows; the loop per row only to name the one that is wrong
+    if set(map(type, data)) != {list} or set(map(len, data)) != {width}:
+        for i, row in enumerate(data):
+            # pandas pads short rows with NaN; a silently padded row is a wrong answer
+            if not isinstance(row, list) or len(row) != width:
+                size = len(row) if isinstance(row, list) else "not a list"
+                raise ScoringError.bad_request(
+                    f"Invalid input. Row {i} of 'data' has {size} values but the table has "
+                    f"{width} columns; every row needs one value per column."
+                )
+    return _uniform_rows(rows, width)
+
+
+def _uniform_rows(rows: Rows, width: int) -> Table:
+    labels = list(rows.columns) if rows.columns is not None else list(range(width))
+    return Table(labels, len(rows.data), rows)
