@@ -65,8 +65,17 @@ def serve_cache_dir(model_uri: str, arch: str) -> Path:
 def _resolve(run: BuildRun) -> tuple[ResolvedModel, ModelConfig]:
     run.progress(f"resolving {run.opts.model_uri}")
     resolved = resolve_model(
-        run.opts.model_uri, run.work / "download", tracking_uri=run.opts.tracking_uri
+        run.opts.model_uri,
+        run.work / "download",
+        tracking_uri=run.opts.tracking_uri,
+        memo=(run.opts.cache_dir or cache_root()) / "resolved",
     )
+    if resolved.version is not None:
+        earlier = " (the registry's answer to an earlier build: its store is unchanged)"
+        run.progress(
+            f"{resolved.model_name} version {resolved.version}"
+            + (earlier if resolved.remembered else "")
+        )
     return resolved, write_model_config(resolved.local_dir, run.app / "model.json")
 
 

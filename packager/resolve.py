@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from mlflow_lambda.packager import mlflow_uris
+from mlflow_lambda.packager import mlflow_uris, registry_memo
 from mlflow_lambda.packager.errors import ModelResolutionError
 from mlflow_lambda.packager.mlflow_uris import Located, Unresolved, list_names
 
@@ -55,10 +55,16 @@ class ResolvedModel:
     model_name: str | None  # registered model name, for models:/<name>...
     version: str | None  # concrete registry version (latest/alias/stage resolved)
     source: str | None  # registry source, else the artifact URI downloaded; None for local
+    remembered: bool = False  # the registry's answer to an earlier build (packager.registry_memo)
 
 
 def resolve_model(
-    uri: str, dest: Path, *, tracking_uri: str | None = None, s3_client: Any = None
+    uri: str,
+    dest: Path,
+    *,
+    tracking_uri: str | None = None,
+    s3_client: Any = None,
+    memo: Path | None = None,
 ) -> ResolvedModel:
     """Resolve ``uri`` to a local model directory, downloading into ``dest`` when remote.
 
@@ -68,13 +74,15 @@ def resolve_model(
     the MLflow tracking store for ``runs:/``, ``models:/`` and ``mlflow-artifacts:/`` URIs;
     without it MLflow's own default applies (``MLFLOW_TRACKING_URI``). ``s3_client`` is a
     boto3 S3 client for ``s3://`` URIs (default: one built from the environment, with
-    ``MLFLOW_S3_ENDPOINT_URL`` as its endpoint when set).
+    ``MLFLOW_S3_ENDPOINT_URL`` as its endpoint when set). ``memo`` is a directory where a
+    sqlite registry's answers are kept while its file is unchanged (:mod:`registry_memo`);
+    a model found there is used in place, like a local path, and MLflow is not imported.
 
     Raises:
         ModelResolutionError: one line naming ``uri``, what is missing and what exists.
     """
     try:
-        return _resolve(uri, Path(dest), tracking_uri, s3_client)
+        return _resolve(uri, Path(dest), tracking_uri, s3_client, memo)
     except Unresolved as exc:
         raise ModelResolutionError(f"cannot resolve {uri!r}: {exc}") from None
     except Exception as exc:  # the boundary: MLflow, boto and I/O errors become one line
@@ -84,7 +92,9 @@ def resolve_model(
         raise ModelResolutionError(f"cannot resolve {uri!r}: {_one_line(exc)}") from exc
 
 
-def _resolve(uri: str, dest: Path, tracking_uri: str | None, s3_client: Any) -> ResolvedModel:
+def _resolve(
+    uri: str, dest: Path, tracking_uri: str | None, s3_client: Any, memo: Path | None
+) -> ResolvedModel:
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if scheme == "" or (len(scheme) == 1 and uri[1:2] == ":"):  # a Windows drive letter
@@ -95,12 +105,23 @@ def _resolve(uri: str, dest: Path, tracking_uri: str | None, s3_client: Any) -> 
         return _local(uri, Path(url2pathname(parts.path)))
     if scheme not in ("s3", "runs", "models", "mlflow-artifacts"):
         raise Unresolved(f"unsupported scheme {scheme + ':'!r}; supported: {SUPPORTED_FORMS}")
+    store = registry_memo.store_uri(tracking_uri) if memo and scheme == "models" else None
+    known = registry_memo.recall(uri, store, memo) if memo and store else None
+    if known is not None:  # the store is as it was when MLflow answered: used in place
+        found, directory = known
+        return ResolvedModel(
+            uri, directory, found.run_id, found.model_name, found.version, found.source, True
+        )
     dest.mkdir(parents=True, exist_ok=True)
     if any(dest.iterdir()):
         raise Unresolved(f"download directory {str(dest)!r} is not empty; pass an empty one")
     if scheme == "s3":
         return _from_s3(uri, parts.netloc, parts.path.strip("/"), dest, s3_client)
-    return _from_mlflow(uri, scheme, dest, tracking_uri)
+    before = registry_memo.snapshot(store) if store else None
+    resolved, found = _from_mlflow(uri, scheme, dest, tracking_uri)
+    if memo and store:
+        registry_memo.remember(uri, store, memo, found, before)
+    return resolved
 
 
 def _local(uri: str, path: Path) -> ResolvedModel:
@@ -188,7 +209,9 @@ def _from_s3(uri: str, bucket: str, prefix: str, dest: Path, client: Any) -> Res
     return ResolvedModel(uri, dest, None, None, None, uri)
 
 
-def _from_mlflow(uri: str, scheme: str, dest: Path, tracking_uri: str | None) -> ResolvedModel:
+def _from_mlflow(
+    uri: str, scheme: str, dest: Path, tracking_uri: str | None
+) -> tuple[ResolvedModel, Located]:
     import mlflow
     from mlflow import MlflowClient
 
@@ -208,6 +231,7 @@ def _from_mlflow(uri: str, scheme: str, dest: Path, tracking_uri: str | None) ->
     )
     local_dir = Path(local)
     _require_mlmodel(local_dir)
-    return ResolvedModel(
+    resolved = ResolvedModel(
         uri, local_dir, found.run_id, found.model_name, found.version, found.source
     )
+    return resolved, found

@@ -1,0 +1,173 @@
+"""Remember a sqlite registry's answer to a ``models:/`` URI while the store's file is unchanged.
+
+Resolving ``models:/MyRandomForest/latest`` costs a warm rebuild most of its time: importing
+MLflow and its SQLAlchemy store (5.6 s of the README example's 10.4 s rebuild, measured on
+2026-12-02), for an answer (which version, where its files are) that only the store's rows
+decide. A sqlite store is one file, plus the ``-journal`` or ``-wal`` file SQLite writes beside
+it, and MLflow only reads them to resolve (checked: the file's stat is the same after a
+resolve). So while the stat of all three (inode, size, modification and change times) is what
+it was when MLflow answered, the answer is the same: the build uses it and never imports MLflow.
+Registering a version, moving an alias or changing a stage writes the file, and the next build
+asks MLflow again.
+
+Only where that holds is anything remembered: a ``models:/`` URI, a ``sqlite:`` tracking URI
+named by ``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` with no other registry URI, and a model
+version whose files MLflow found from the database alone, at a local absolute path. The model's
+files are read afresh by every build (the bundle hashes them), only the registry's answer is
+reused. Entries live in ``<cache root>/resolved/``, one per URI and store, each replaced by
+the next answer; writing one is best effort.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from mlflow_lambda.packager.mlflow_uris import Located
+
+_FORMAT = 1
+_SIDECARS = ("", "-journal", "-wal")  # the database and what SQLite writes beside it
+# File times come from the kernel's coarse clock (a tick, up to 10 ms), so a second write in
+# the tick of the last one leaves the stat as it was. A store written less than this long
+# before MLflow was asked is not remembered: every later write then shows in its times.
+SETTLED_NS = 2_000_000_000
+
+
+class Snapshot(NamedTuple):
+    """The store's :func:`fingerprint`, and when it was taken (``time.time_ns()``)."""
+
+    facts: list[object]
+    taken_ns: int
+
+
+def store_uri(tracking_uri: str | None) -> str | None:
+    """The sqlite tracking URI a build would resolve against without importing MLflow, or None.
+
+    MLflow's own default (no ``--tracking-uri``, no ``MLFLOW_TRACKING_URI``) is left to MLflow,
+    as is a separate ``MLFLOW_REGISTRY_URI``.
+    """
+    tracking = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not tracking or urlsplit(tracking).scheme.lower() != "sqlite":
+        return None
+    registry = os.environ.get("MLFLOW_REGISTRY_URI")
+    return tracking if registry in (None, "", tracking) else None
+
+
+def _database(tracking: str) -> Path | None:
+    path = urlsplit(tracking).path
+    db = url2pathname(path[1:] if path.startswith("/") else path)
+    if not db or db == ":memory:":
+        return None
+    return Path(db).absolute()  # a relative sqlite path is relative to the working directory
+
+
+def fingerprint(tracking: str) -> list[object] | None:
+    """The stat of the store's database and its journal files, or None if there is none."""
+    db = _database(tracking)
+    if db is None:
+        return None
+    facts: list[object] = [str(db)]
+    for suffix in _SIDECARS:
+        try:
+            st = os.stat(f"{db}{suffix}")
+        except FileNotFoundError:
+            facts.append(None)
+            continue
+        except OSError:
+            return None
+        facts.append([st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
+    return facts if facts[1] is not None else None
+
+
+def snapshot(tracking: str) -> Snapshot | None:
+    """:func:`fingerprint` now, to take before MLflow is asked (see :func:`remember`)."""
+    taken_ns = time.time_ns()
+    facts = fingerprint(tracking)
+    return None if facts is None else Snapshot(facts, taken_ns)
+
+
+def _settled(snap: Snapshot) -> bool:
+    stats = [f for f in snap.facts[1:] if isinstance(f, list)]
+    newest = max(max(int(st[3]), int(st[4])) for st in stats)
+    return snap.taken_ns - newest >= SETTLED_NS
+
+
+def _sources_sha() -> str:
+    """This module's and the resolvers' sources: a changed resolver forgets old answers."""
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in ("registry_memo.py", "mlflow_uris.py", "resolve.py"):
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _entry(cache: Path, uri: str, tracking: str) -> Path:
+    """One file per URI and store: a new answer replaces the old one."""
+    try:
+        mlflow_version = metadata.version("mlflow")
+    except metadata.PackageNotFoundError:
+        mlflow_version = None
+    parts = [_FORMAT, uri, tracking, mlflow_version, sys.version, _sources_sha()]
+    return cache / f"{hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]}.json"
+
+
+def local_path(location: str) -> Path | None:
+    """``location`` as an absolute local directory, or None when it is anywhere else."""
+    parts = urlsplit(location)
+    if parts.scheme.lower() == "file" and parts.netloc in ("", "localhost"):
+        path = Path(url2pathname(parts.path))
+    elif parts.scheme == "" or (len(parts.scheme) == 1 and location[1:2] == ":"):
+        path = Path(location)
+    else:
+        return None
+    return path if path.is_absolute() else None
+
+
+def recall(uri: str, tracking: str, cache: Path) -> tuple[Located, Path] | None:
+    """The answer remembered for ``uri`` from this very state of the store, if any, with the
+    model's local directory (which must still hold an ``MLmodel``)."""
+    facts = fingerprint(tracking)
+    if facts is None:
+        return None
+    try:
+        entry = json.loads(_entry(cache, uri, tracking).read_text())
+        if entry["store"] != json.loads(json.dumps(facts)):
+            return None  # the store has been written since
+        found = Located(**entry["found"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    path = local_path(found.location)
+    return (found, path) if path is not None and (path / "MLmodel").is_file() else None
+
+
+def remember(uri: str, tracking: str, cache: Path, found: Located, before: Snapshot | None) -> bool:
+    """Keep ``found`` for ``uri`` if the store was the same before and after MLflow answered.
+
+    ``before`` is :func:`snapshot` taken before MLflow was asked. Nothing is remembered of a
+    store written while MLflow answered (the answer may predate the write) or just before
+    (:data:`SETTLED_NS`). Best effort: a cache that cannot be written costs the next build
+    MLflow's import, never this build.
+    """
+    if before is None or fingerprint(tracking) != before.facts or not _settled(before):
+        return False
+    if urlsplit(uri).scheme.lower() != "models" or (found.source or "").startswith("runs:/"):
+        return False  # a run's artifacts are listed from the artifact store, not the database
+    if local_path(found.location) is None:
+        return False
+    target = _entry(cache, uri, tracking)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"store": before.facts, "found": found._asdict()}))
+        os.replace(partial, target)
+    except OSError:
+        return False
+    return True

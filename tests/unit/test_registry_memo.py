@@ -1,0 +1,212 @@
+"""packager.registry_memo: a sqlite registry's answer, kept while the store's file is unchanged.
+
+The store here is a plain sqlite file (the memo reads only its stat); the same memo against a
+real MLflow registry, and a build that then never imports MLflow, are in
+tests/integration/test_registry_memo.py.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from mlflow_lambda.packager import registry_memo as rm
+from mlflow_lambda.packager.mlflow_uris import Located
+
+URI = "models:/Forest/latest"
+SETTLED_S = 0.05
+
+
+def write(db: Path, value: int = 1) -> None:
+    """A write as MLflow makes one: a row into a page that has room (the size stays)."""
+    with sqlite3.connect(db) as con:
+        con.execute("create table if not exists t (x)")
+        con.execute("insert into t values (?)", (value,))
+    con.close()
+
+
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rm, "SETTLED_NS", int(SETTLED_S * 1e9))
+
+
+@pytest.fixture
+def store(tmp_path: Path, settled: None) -> str:
+    write(tmp_path / "mlflow.db")
+    time.sleep(SETTLED_S * 1.2)
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def found(tmp_path: Path) -> Located:
+    model = tmp_path / "artifacts" / "m-1" / "artifacts"
+    model.mkdir(parents=True)
+    (model / "MLmodel").write_text("flavors: {}\n")
+    return Located(str(model), "run1", "Forest", "3", "models:/m-1")
+
+
+def db_of(store: str) -> Path:
+    return Path(store.removeprefix("sqlite:///"))
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "registry", "expected"),
+    [
+        (None, None, None, None),  # MLflow's own default: left to MLflow
+        ("sqlite:///a.db", None, None, "sqlite:///a.db"),
+        (None, "sqlite:///b.db", None, "sqlite:///b.db"),
+        ("sqlite:///a.db", "sqlite:///b.db", None, "sqlite:///a.db"),
+        ("sqlite:///a.db", None, "sqlite:///a.db", "sqlite:///a.db"),
+        ("sqlite:///a.db", None, "sqlite:///other.db", None),  # a registry elsewhere
+        ("http://127.0.0.1:5000", None, None, None),
+        ("postgresql://u@h/db", None, None, None),
+        ("file:///tmp/mlruns", None, None, None),
+    ],
+)
+def test_which_stores_are_remembered(
+    monkeypatch: pytest.MonkeyPatch,
+    flag: str | None,
+    env: str | None,
+    registry: str | None,
+    expected: str | None,
+) -> None:
+    for name, value in (("MLFLOW_TRACKING_URI", env), ("MLFLOW_REGISTRY_URI", registry)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert rm.store_uri(flag) == expected
+
+
+def test_an_answer_is_recalled_while_the_store_is_unchanged(
+    store: str, found: Located, tmp_path: Path
+) -> None:
+    cache = tmp_path / "resolved"
+    assert rm.recall(URI, store, cache) is None
+    assert rm.remember(URI, store, cache, found, rm.snapshot(store))
+    assert rm.recall(URI, store, cache) == (found, Path(found.location))
+    assert rm.recall("models:/Forest/2", store, cache) is None  # another URI: not answered
+    assert rm.recall(URI, f"{store}x", cache) is None  # another store
+
+
+@pytest.mark.parametrize("sidecar", ["", "-journal", "-wal"])
+def test_a_write_to_the_store_or_its_journal_forgets_the_answer(
+    store: str, found: Located, tmp_path: Path, sidecar: str
+) -> None:
+    cache = tmp_path / "resolved"
+    size = db_of(store).stat().st_size
+    assert rm.remember(URI, store, cache, found, rm.snapshot(store))
+    if sidecar:
+        Path(f"{db_of(store)}{sidecar}").write_bytes(b"")
+    else:
+        write(db_of(store), 2)
+        assert db_of(store).stat().st_size == size  # only the times show the write
+    assert rm.recall(URI, store, cache) is None
+
+
+def test_a_store_written_while_mlflow_answered_is_not_remembered(
+    store: str, found: Located, tmp_path: Path
+) -> None:
+    cache = tmp_path / "resolved"
+    before = rm.snapshot(store)
+    write(db_of(store), 2)
+    assert not rm.remember(URI, store, cache, found, before)
+    assert rm.recall(URI, store, cache) is None
+
+
+def test_a_store_written_just_before_is_not_remembered(
+    store: str, found: Located, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A second write in the same clock tick as the last one would leave the stat unchanged.
+    monkeypatch.setattr(rm, "SETTLED_NS", 2_000_000_000)
+    write(db_of(store), 2)
+    assert not rm.remember(URI, store, tmp_path / "resolved", found, rm.snapshot(store))
+
+
+@pytest.mark.parametrize(
+    ("uri", "location", "source"),
+    [
+        ("runs:/run1/model", None, None),  # a run's artifacts are listed, not in the database
+        (URI, None, "runs:/run1/model"),
+        (URI, "s3://bucket/models/m-1/artifacts", None),
+        (URI, "mlflow-artifacts:/1/models/m-1/artifacts", None),
+        (URI, "relative/artifacts", None),
+    ],
+)
+def test_answers_the_database_alone_does_not_give_are_not_remembered(
+    store: str,
+    found: Located,
+    tmp_path: Path,
+    uri: str,
+    location: str | None,
+    source: str | None,
+) -> None:
+    other = found._replace(location=location or found.location, source=source or found.source)
+    assert not rm.remember(uri, store, tmp_path / "resolved", other, rm.snapshot(store))
+    assert not (tmp_path / "resolved").exists()
+
+
+def test_a_file_uri_location_is_local(store: str, found: Located, tmp_path: Path) -> None:
+    as_uri = found._replace(location=Path(found.location).as_uri())
+    assert rm.remember(URI, store, tmp_path / "resolved", as_uri, rm.snapshot(store))
+    assert rm.recall(URI, store, tmp_path / "resolved") == (as_uri, Path(found.location))
+
+
+def test_a_model_directory_without_mlmodel_is_not_recalled(
+    store: str, found: Located, tmp_path: Path
+) -> None:
+    cache = tmp_path / "resolved"
+    assert rm.remember(URI, store, cache, found, rm.snapshot(store))
+    (Path(found.location) / "MLmodel").unlink()
+    assert rm.recall(URI, store, cache) is None
+
+
+def test_a_new_answer_replaces_the_old_one(store: str, found: Located, tmp_path: Path) -> None:
+    cache = tmp_path / "resolved"
+    assert rm.remember(URI, store, cache, found, rm.snapshot(store))
+    write(db_of(store), 2)
+    time.sleep(SETTLED_S * 1.2)
+    newer = found._replace(version="4")
+    assert rm.remember(URI, store, cache, newer, rm.snapshot(store))
+    assert rm.recall(URI, store, cache) == (newer, Path(found.location))
+    assert [p.suffix for p in cache.iterdir()] == [".json"]
+
+
+def test_a_corrupt_or_unwritable_cache_costs_only_the_memo(
+    store: str, found: Located, tmp_path: Path
+) -> None:
+    cache = tmp_path / "resolved"
+    assert rm.remember(URI, store, cache, found, rm.snapshot(store))
+    (entry,) = cache.iterdir()
+    entry.write_text("{not json")
+    assert rm.recall(URI, store, cache) is None
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert not rm.remember(URI, store, blocked / "resolved", found, rm.snapshot(store))
+
+
+def test_a_relative_sqlite_path_is_the_working_directorys(
+    tmp_path: Path, found: Located, settled: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        write(tmp_path / name / "mlflow.db")
+    time.sleep(SETTLED_S * 1.2)
+    store, cache = "sqlite:///mlflow.db", tmp_path / "resolved"
+    monkeypatch.chdir(tmp_path / "a")
+    assert rm.remember(URI, store, cache, found, rm.snapshot(store))
+    assert rm.recall(URI, store, cache) is not None
+    monkeypatch.chdir(tmp_path / "b")
+    assert rm.recall(URI, store, cache) is None
+
+
+@pytest.mark.parametrize("store", ["sqlite://", "sqlite:///:memory:", "sqlite:///no/such.db"])
+def test_a_store_without_a_file_is_never_remembered(
+    store: str, found: Located, tmp_path: Path
+) -> None:
+    assert rm.snapshot(store) is None
+    assert not rm.remember(URI, store, tmp_path / "resolved", found, rm.snapshot(store))
+    assert rm.recall(URI, store, tmp_path / "resolved") is None
