@@ -33,7 +33,7 @@ from mlflow_lambda.handler.payload import MAX_PAYLOAD_BYTES
 from mlflow_lambda.infra import runtime_api
 from mlflow_lambda.infra.errors import LocalInvokeError, RieUnavailableError
 from mlflow_lambda.infra.results import InvokeResult, classify
-from mlflow_lambda.infra.rie import free_ports, locate_rie, rie_reason
+from mlflow_lambda.infra.rie import free_ports, listening_ports, locate_rie, rie_reason
 from mlflow_lambda.infra.runtime_dir import (
     BOOTSTRAP_NAME,
     Interpreter,
@@ -188,7 +188,7 @@ class LocalLambda:
                 self._rie = self._spawn(argv, self._env)
             except OSError as exc:  # e.g. ENOEXEC: a binary for another platform
                 raise RieUnavailableError(f"cannot run {str(rie)!r}: {exc}") from exc
-            code = self._wait_rie_listening()
+            code = self._wait_rie_listening(api_port)
             if code is None:
                 return
             output = self._drain_rie_output()
@@ -196,13 +196,23 @@ class LocalLambda:
                 raise RieUnavailableError(f"the RIE exited with code {code}: {rie_reason(output)}")
             logger.info("the RIE could not bind its ports; retrying on others")
 
-    def _wait_rie_listening(self) -> int | None:
-        """None once the RIE accepts connections, else its exit code."""
+    def _wait_rie_listening(self, api_port: int) -> int | None:
+        """None once the RIE listens on both its ports, else its exit code.
+
+        Where ``/proc`` says which ports the RIE holds, both must be its own (see
+        :func:`listening_ports`); elsewhere, its emulator port accepting a connection.
+        """
         assert self._rie is not None
         end = time.monotonic() + _READY_TIMEOUT_S
         while time.monotonic() < end:
             if self._rie.poll() is not None:
                 return self._rie.returncode
+            held = listening_ports(self._rie.pid)
+            if held is not None:
+                if {self._rie_port, api_port} <= held:
+                    return None
+                time.sleep(0.02)
+                continue
             try:
                 socket.create_connection(("127.0.0.1", self._rie_port), timeout=1).close()
                 return None

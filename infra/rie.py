@@ -120,6 +120,32 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def listening_ports(pid: int) -> set[int] | None:
+    """The TCP ports process ``pid`` listens on (Linux ``/proc``), or None where /proc cannot say.
+
+    Whether a port accepts connections does not say who holds it: the RIE binds its two
+    addresses one after the other, and when another process holds the second, a connection to
+    the first succeeds a moment before the RIE panics.
+    """
+    try:
+        inodes = set()
+        for fd in os.scandir(f"/proc/{pid}/fd"):
+            target = os.readlink(fd.path)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+        ports = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as rows:
+                next(rows)  # the header
+                for row in rows:
+                    fields = row.split()
+                    if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                        ports.add(int(fields[1].rpartition(":")[2], 16))
+        return ports
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def rie_reason(output: str) -> str:
     """The RIE's own PANIC/ERROR/FATAL line (not the Go stack after it), else its last line."""
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -13,7 +17,7 @@ import pytest
 from mlflow_lambda.infra.errors import RieUnavailableError
 from mlflow_lambda.infra.invoke import describe_failure, format_report
 from mlflow_lambda.infra.results import InvokeResult, classify
-from mlflow_lambda.infra.rie import locate_rie
+from mlflow_lambda.infra.rie import listening_ports, locate_rie
 from mlflow_lambda.infra.runtime_api import (
     ERROR_TYPE_HEADER,
     MAX_RESPONSE_BYTES,
@@ -215,3 +219,28 @@ def test_outcome_is_immutable() -> None:
     outcome = Outcome("response", b"", None, 1.0)
     with pytest.raises(AttributeError):
         outcome.kind = "error"  # type: ignore[misc]
+
+
+def test_listening_ports_are_the_processs_own_listening_sockets() -> None:
+    """How the RIE's start is judged: a port another process listens on is not the RIE's."""
+    with socket.socket() as listening, socket.socket() as bound:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        bound.bind(("127.0.0.1", 0))  # bound, not listening
+        other = subprocess.Popen(
+            [sys.executable, "-c", "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1',0));"
+             "s.listen(); print(s.getsockname()[1], flush=True); sys.stdin.read()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert other.stdout is not None
+            others = int(other.stdout.readline())
+            ours = listening_ports(os.getpid())
+            assert ours is not None
+            assert listening.getsockname()[1] in ours
+            assert bound.getsockname()[1] not in ours
+            assert others not in ours
+            assert others in (listening_ports(other.pid) or set())
+        finally:
+            other.kill()
+            other.wait(timeout=10)
