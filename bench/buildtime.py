@@ -20,7 +20,6 @@ rebuilds only (arm64: issue #3's "rebuild from a warm cache in under 15 s, the s
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import shutil
@@ -57,14 +56,26 @@ def _argv(model_uri: str, outdir: Path, bundle: Bundle) -> list[str]:
 
 _STAMP = re.compile(r"^\[\s*(?P<s>[0-9.]+)s\] (?P<what>.*)$")
 _CHECK = "checking that the bundle imports"
+_SKIPPED = "skipped the import check"
 
 
 def import_check_seconds(stderr: str) -> float | None:
-    """From ``package``'s ``[ 12.3s] step`` lines: the import check's start to the next step."""
-    stamps = [(float(m["s"]), m["what"]) for m in map(_STAMP.match, stderr.splitlines()) if m]
-    for (at, what), (after, _) in itertools.pairwise(stamps):
-        if what.startswith(_CHECK):
-            return after - at
+    """From ``package``'s ``[ 12.3s] step`` lines: the import check's start to the next step.
+
+    None when no check ran: an arm64 bundle on an x86_64 host announces the check, then warns
+    ``skipped the import check`` before its next step.
+    """
+    started: float | None = None
+    for line in stderr.splitlines():
+        if started is not None and _SKIPPED in line:
+            return None
+        m = _STAMP.match(line)
+        if m is None:
+            continue
+        if started is not None:
+            return float(m["s"]) - started
+        if m["what"].startswith(_CHECK):
+            started = float(m["s"])
     return None
 
 

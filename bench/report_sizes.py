@@ -135,7 +135,12 @@ def build_section(results: dict[str, Any], summary: dict[str, Any]) -> list[str]
         for arch in arches:
             s = build[arch].get(name)
             d = {k: v * 1000 if isinstance(v, float) else v for k, v in (s or {}).items()}
-            cells.append(fmt_spread(d) if s else "not measured")
+            if s:
+                cells.append(fmt_spread(d))
+            elif name == "warm_import_check" and build[arch].get("warm"):
+                cells.append("none: the bundle cannot run on this host")  # another arch
+            else:
+                cells.append("not measured")
         if any(build[arch].get(name) for arch in arches):
             out.append(f"| {label} | " + " | ".join(cells) + " |")
     out.append("")

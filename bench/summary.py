@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench.stats import ratio, summarize, throughput
+from mlflow_lambda.packager.platforms import host_arch
 from mlflow_lambda.packager.template import suggest_memory_mb
 
 COLD_PATHS = ("ours", "mlflow_load", "mlflow_load_path", "mlflow_serve", "ours_skops")
@@ -210,7 +211,9 @@ def build_goals(raw: dict[str, Any], stats: dict[str, Any]) -> list[Goal]:
             f"{model} {arch} (default)", "warm rebuild", f"warm rebuild <= {WARM_REBUILD_S:.0f} s",
             None if warm is None else warm["median"], WARM_REBUILD_S,
             "median rebuild of the same model, prepared-deps cache hit, CLI in a fresh process"
-            + (f" (n={warm['n']})" if warm else ""), unit="s", strict=False,
+            + (f" (n={warm['n']})" if warm else "")
+            + ("" if arch == host_arch() else f"; no import check: the {arch} bundle cannot run "
+               f"on this {host_arch()} host"), unit="s", strict=False,
         ))  # fmt: skip
     return out
 
