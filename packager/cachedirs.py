@@ -3,10 +3,10 @@
 ``~/.cache/mlflow-lambda`` (or ``$XDG_CACHE_HOME/mlflow-lambda``) holds ``wheels/<py>-<arch>``
 (downloaded wheels), ``deps/`` (prepared dependency trees, :mod:`packager.deps`), ``deflated/``
 (compressed zip entries, :mod:`packager.assemble`), ``preloaded/`` (pickles of skops models,
-:mod:`packager.preload`), ``resolved/`` (a sqlite registry's answers, :mod:`packager.registry_memo`),
-``serve/`` (bundles ``serve -m`` builds) and ``runtimes/``: for a set of pins that needs a newer
-Lambda runtime than the training Python's, which one (:func:`remembered_runtime`), so the next
-build does not ask pip again.
+:mod:`packager.preload`), ``resolved/`` (a sqlite registry's answers,
+:mod:`packager.registry_memo`), ``serve/`` (bundles ``serve -m`` builds) and ``runtimes/``: for
+a set of pins that needs a newer Lambda runtime than the training Python's, which one
+(:func:`remembered_runtime`), so the next build does not ask pip again.
 """
 
 from __future__ import annotations

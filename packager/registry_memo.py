@@ -49,16 +49,30 @@ class Snapshot(NamedTuple):
 
 
 def store_uri(tracking_uri: str | None) -> str | None:
-    """The sqlite tracking URI a build would resolve against without importing MLflow, or None.
+    """The sqlite store an ``MlflowClient(tracking_uri)`` of this process would use for both
+    tracking and registry, or None (then nothing is remembered or recalled).
 
-    MLflow's own default (no ``--tracking-uri``, no ``MLFLOW_TRACKING_URI``) is left to MLflow,
-    as is a separate ``MLFLOW_REGISTRY_URI``.
+    In a process that has not imported MLflow, that is ``tracking_uri`` or
+    ``MLFLOW_TRACKING_URI``, with no other ``MLFLOW_REGISTRY_URI``; MLflow's own default (neither
+    set) is left to MLflow. Where MLflow is imported (the deployments plugin, a notebook),
+    ``mlflow.set_tracking_uri`` and ``set_registry_uri`` may have changed both, so MLflow's own
+    resolution answers.
     """
-    tracking = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if "mlflow" in sys.modules:
+        try:
+            from mlflow.tracking._model_registry.utils import _resolve_registry_uri
+            from mlflow.tracking._tracking_service.utils import _resolve_tracking_uri
+
+            tracking = _resolve_tracking_uri(tracking_uri)  # type: ignore[no-untyped-call]
+            registry = _resolve_registry_uri(None, tracking)
+        except Exception:  # another MLflow than the one this was written against: no memo
+            return None
+    else:
+        tracking = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        registry = os.environ.get("MLFLOW_REGISTRY_URI") or tracking
     if not tracking or urlsplit(tracking).scheme.lower() != "sqlite":
         return None
-    registry = os.environ.get("MLFLOW_REGISTRY_URI")
-    return tracking if registry in (None, "", tracking) else None
+    return tracking if registry == tracking else None
 
 
 def _database(tracking: str) -> Path | None:

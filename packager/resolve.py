@@ -118,8 +118,8 @@ def _resolve(
     if scheme == "s3":
         return _from_s3(uri, parts.netloc, parts.path.strip("/"), dest, s3_client)
     before = registry_memo.snapshot(store) if store else None
-    resolved, found = _from_mlflow(uri, scheme, dest, tracking_uri)
-    if memo and store:
+    resolved, found, asked = _from_mlflow(uri, scheme, dest, tracking_uri)
+    if memo and store and asked == (store, store):  # the store MLflow answered from
         registry_memo.remember(uri, store, memo, found, before)
     return resolved
 
@@ -211,7 +211,8 @@ def _from_s3(uri: str, bucket: str, prefix: str, dest: Path, client: Any) -> Res
 
 def _from_mlflow(
     uri: str, scheme: str, dest: Path, tracking_uri: str | None
-) -> tuple[ResolvedModel, Located]:
+) -> tuple[ResolvedModel, Located, tuple[str, str | None]]:
+    """The model, where MLflow found it, and the (tracking, registry) URIs it asked."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -234,4 +235,4 @@ def _from_mlflow(
     resolved = ResolvedModel(
         uri, local_dir, found.run_id, found.model_name, found.version, found.source
     )
-    return resolved, found
+    return resolved, found, (tracking, getattr(client, "_registry_uri", None))

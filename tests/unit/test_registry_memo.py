@@ -8,6 +8,7 @@ tests/integration/test_registry_memo.py.
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -73,12 +74,33 @@ def test_which_stores_are_remembered(
     registry: str | None,
     expected: str | None,
 ) -> None:
+    """A process that has not imported MLflow: the flag and the environment decide."""
+    monkeypatch.delitem(sys.modules, "mlflow", raising=False)
     for name, value in (("MLFLOW_TRACKING_URI", env), ("MLFLOW_REGISTRY_URI", registry)):
         if value is None:
             monkeypatch.delenv(name, raising=False)
         else:
             monkeypatch.setenv(name, value)
     assert rm.store_uri(flag) == expected
+
+
+def test_where_mlflow_is_imported_its_own_uris_decide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deployments plugin runs inside MLflow's process, where mlflow.set_tracking_uri and
+    set_registry_uri override the environment: the memo follows what MLflow would ask."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///env.db")
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.setattr(registry_utils, "_registry_uri", None)
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", "sqlite:///set.db")
+    assert mlflow.get_tracking_uri() == "sqlite:///set.db"
+    assert rm.store_uri(None) == "sqlite:///set.db"
+    assert rm.store_uri("sqlite:///flag.db") == "sqlite:///flag.db"
+    monkeypatch.setattr(registry_utils, "_registry_uri", "sqlite:///registry.db")
+    assert rm.store_uri(None) is None
+    assert rm.store_uri("sqlite:///registry.db") == "sqlite:///registry.db"
 
 
 def test_an_answer_is_recalled_while_the_store_is_unchanged(
