@@ -113,8 +113,9 @@ def cli() -> None:
 @click.option(
     "--cache-dir",
     type=click.Path(path_type=Path),
-    help="Cache of wheels and prepared dependencies, reused by later builds "
-    "[default: ~/.cache/mlflow-lambda].",
+    help="Cache reused by later builds: wheels, prepared dependencies, compressed zip entries, "
+    "the build's pickle of a skops model, and a sqlite registry's answers while its file is "
+    "unchanged [default: ~/.cache/mlflow-lambda].",
 )
 @click.option(
     "--bytecode",
