@@ -33,19 +33,22 @@ from urllib.request import url2pathname
 
 from mlflow_lambda.packager.mlflow_uris import Located
 
-_FORMAT = 1
+_FORMAT = 2
 _SIDECARS = ("", "-journal", "-wal")  # the database and what SQLite writes beside it
 # File times come from the kernel's coarse clock (a tick, up to 10 ms), so a second write in
-# the tick of the last one leaves the stat as it was. A store written less than this long
-# before MLflow was asked is not remembered: every later write then shows in its times.
+# the tick of the last one leaves the stat as it was. For a store written less than this long
+# before MLflow was asked, the stat alone is not trusted: its contents' sha256 is kept too, and
+# checked at each recall (a build right after `mlflow.register_model`, as in `make demo`).
 SETTLED_NS = 2_000_000_000
 
 
 class Snapshot(NamedTuple):
-    """The store's :func:`fingerprint`, and when it was taken (``time.time_ns()``)."""
+    """The store's :func:`fingerprint`, when it was taken (``time.time_ns()``), and for a store
+    written just before (:data:`SETTLED_NS`), the sha256 of its files' contents."""
 
     facts: list[object]
     taken_ns: int
+    contents: str | None = None
 
 
 def store_uri(tracking_uri: str | None) -> str | None:
@@ -105,13 +108,34 @@ def snapshot(tracking: str) -> Snapshot | None:
     """:func:`fingerprint` now, to take before MLflow is asked (see :func:`remember`)."""
     taken_ns = time.time_ns()
     facts = fingerprint(tracking)
-    return None if facts is None else Snapshot(facts, taken_ns)
+    if facts is None:
+        return None
+    settled = taken_ns - _newest_ns(facts) >= SETTLED_NS
+    return Snapshot(facts, taken_ns, None if settled else _contents(tracking))
 
 
-def _settled(snap: Snapshot) -> bool:
-    stats = [f for f in snap.facts[1:] if isinstance(f, list)]
-    newest = max(max(int(st[3]), int(st[4])) for st in stats)
-    return snap.taken_ns - newest >= SETTLED_NS
+def _newest_ns(facts: list[object]) -> int:
+    """The latest modification or change time among the store's files."""
+    stats = [f for f in facts[1:] if isinstance(f, list)]
+    return max(max(int(st[3]), int(st[4])) for st in stats)
+
+
+def _contents(tracking: str) -> str | None:
+    """sha256 of the database and its journal files, as they are now (None: unreadable)."""
+    db = _database(tracking)
+    digest = hashlib.sha256()
+    try:
+        for suffix in _SIDECARS:
+            try:
+                with open(f"{db}{suffix}", "rb") as f:
+                    digest.update(f"{suffix}:{os.fstat(f.fileno()).st_size}:".encode())
+                    while chunk := f.read(1 << 20):
+                        digest.update(chunk)
+            except FileNotFoundError:
+                digest.update(f"{suffix}:absent:".encode())
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _sources_sha() -> str:
@@ -155,6 +179,8 @@ def recall(uri: str, tracking: str, cache: Path) -> tuple[Located, Path] | None:
         entry = json.loads(_entry(cache, uri, tracking).read_text())
         if entry["store"] != json.loads(json.dumps(facts)):
             return None  # the store has been written since
+        if entry["contents"] is not None and entry["contents"] != _contents(tracking):
+            return None  # written in the same clock tick as the write before MLflow answered
         found = Located(**entry["found"])
     except (OSError, ValueError, TypeError, KeyError):
         return None
@@ -166,12 +192,15 @@ def remember(uri: str, tracking: str, cache: Path, found: Located, before: Snaps
     """Keep ``found`` for ``uri`` if the store was the same before and after MLflow answered.
 
     ``before`` is :func:`snapshot` taken before MLflow was asked. Nothing is remembered of a
-    store written while MLflow answered (the answer may predate the write) or just before
-    (:data:`SETTLED_NS`). Best effort: a cache that cannot be written costs the next build
-    MLflow's import, never this build.
+    store written while MLflow answered (the answer may predate the write); for one written
+    just before, its contents' sha256 from ``before`` goes with the answer (:data:`SETTLED_NS`).
+    Best effort: a cache that cannot be written costs the next build MLflow's import, never
+    this build.
     """
-    if before is None or fingerprint(tracking) != before.facts or not _settled(before):
+    if before is None or fingerprint(tracking) != before.facts:
         return False
+    if before.contents is None and before.taken_ns - _newest_ns(before.facts) < SETTLED_NS:
+        return False  # written just before, and its contents could not be read
     if urlsplit(uri).scheme.lower() != "models" or (found.source or "").startswith("runs:/"):
         return False  # a run's artifacts are listed from the artifact store, not the database
     if local_path(found.location) is None:
@@ -180,7 +209,8 @@ def remember(uri: str, tracking: str, cache: Path, found: Located, before: Snaps
     try:
         cache.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps({"store": before.facts, "found": found._asdict()}))
+        entry = {"store": before.facts, "contents": before.contents, "found": found._asdict()}
+        partial.write_text(json.dumps(entry))
         os.replace(partial, target)
     except OSError:
         return False

@@ -139,13 +139,24 @@ def test_a_store_written_while_mlflow_answered_is_not_remembered(
     assert rm.recall(URI, store, cache) is None
 
 
-def test_a_store_written_just_before_is_not_remembered(
+def test_a_write_in_the_tick_of_the_last_one_is_caught_by_the_contents(
     store: str, found: Located, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A second write in the same clock tick as the last one would leave the stat unchanged.
-    monkeypatch.setattr(rm, "SETTLED_NS", 2_000_000_000)
+    """A store written just before MLflow answered (a build right after register_model) is
+    remembered with its contents' sha256: a second write in the same clock tick leaves the
+    stat as it was (simulated: the stat is frozen), and the contents tell."""
+    cache = tmp_path / "resolved"
+    assert rm.snapshot(store).contents is None  # type: ignore[union-attr]  # settled: stat only
+    monkeypatch.setattr(rm, "SETTLED_NS", 10**15)  # every write is "just before"
     write(db_of(store), 2)
-    assert not rm.remember(URI, store, tmp_path / "resolved", found, rm.snapshot(store))
+    before = rm.snapshot(store)
+    assert before is not None and before.contents is not None
+    assert rm.remember(URI, store, cache, found, before)
+    assert rm.recall(URI, store, cache) == (found, Path(found.location))
+    frozen = rm.fingerprint(store)
+    monkeypatch.setattr(rm, "fingerprint", lambda tracking: frozen)
+    write(db_of(store), 3)
+    assert rm.recall(URI, store, cache) is None
 
 
 @pytest.mark.parametrize(
