@@ -84,6 +84,8 @@ def _lint(text: str) -> list[str]:
     template, errors = decode_str(text)
     if errors:
         return [str(match) for match in errors]
+    if template is None:  # an empty document, as lint() answers it
+        return []
     config = ConfigMixIn(**_LINT_CONFIG)
     return [str(match) for match in run_template_by_data(template, config, _rules())]
 
@@ -91,7 +93,7 @@ def _lint(text: str) -> list[str]:
 def test_lint_with_rules_loaded_once_matches_the_api() -> None:
     good = dump_template(render_template(TemplateOptions(code_uri=ZIP)))
     bad = good.replace("MemorySize:", "MemorySizeX:").replace("python3.12", "python2.7")
-    for text in (good, bad, good, "not: [valid yaml"):
+    for text in (good, bad, good, "not: [valid yaml", ""):
         assert _lint(text) == [str(m) for m in lint(text, config=_LINT_CONFIG)]
     assert len(_lint(bad)) >= 2  # both faults found, by the reused rules too
 
