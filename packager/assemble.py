@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow_lambda.handler import ENTRY_POINT
+from mlflow_lambda.packager.cachedirs import write_whole
 from mlflow_lambda.packager.errors import BundleCheckError
 
 ZIP_EPOCH_MIN = 315532800  # 1980-01-01T00:00:00Z: zip's DOS date-time cannot go earlier
@@ -190,11 +191,7 @@ def _deflated(data: bytes, cache: Path | None) -> bytes:
     except FileNotFoundError:
         pass
     deflated = _deflate(data)
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    # Written aside and renamed: builds running at once (pytest-xdist) never see half a stream.
-    partial = kept.with_name(f".{key}.{os.getpid()}")
-    partial.write_bytes(deflated)
-    os.replace(partial, kept)
+    write_whole(kept, deflated)
     return deflated
 
 

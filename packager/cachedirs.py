@@ -48,10 +48,16 @@ def remembered_runtime(plan: BundlePlan, root: Path | None = None) -> tuple[str,
         return None
 
 
+def write_whole(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` aside, then rename it into place: builds running at once
+    (pytest-xdist, two terminals) never read half a cache entry."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
 def remember_runtime(plan: BundlePlan, python: str, why: str, root: Path | None = None) -> None:
     """Record that ``plan``'s pins need ``python`` (see :func:`remembered_runtime`)."""
     memo = _runtime_memo(plan, root or cache_root())
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    partial = memo.with_name(f".{memo.name}.{os.getpid()}")
-    partial.write_text(json.dumps({"python": python, "why": why}))
-    os.replace(partial, memo)  # builds running at once never read half a file
+    write_whole(memo, json.dumps({"python": python, "why": why}).encode())

@@ -60,6 +60,13 @@ def redact(uri: str) -> str:
     return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
 
+def sqlite_path(uri: str) -> str:
+    """The database path of a ``sqlite:`` URI as SQLAlchemy reads it (relative to the working
+    directory unless it starts with ``/``); ``""`` or ``:memory:`` for an in-memory one."""
+    path = urlsplit(uri).path
+    return url2pathname(path[1:] if path.startswith("/") else path)
+
+
 def check_store(tracking: str, artifacts_uri: str | None) -> None:
     """Fail fast, naming the store, when it cannot be reached.
 
@@ -74,7 +81,7 @@ def check_store(tracking: str, artifacts_uri: str | None) -> None:
             f"URI is {redact(tracking)!r}; set {_TRACKING_HINT} to the server's http(s)://host:port"
         )
     if scheme == "sqlite":
-        db = url2pathname(parts.path[1:] if parts.path.startswith("/") else parts.path)
+        db = sqlite_path(tracking)
         if db and db != ":memory:" and not Path(db).exists():
             raise Unresolved(
                 f"MLflow tracking store {tracking!r} does not exist (no file {db!r}); "

@@ -31,7 +31,8 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from mlflow_lambda.packager.mlflow_uris import Located
+from mlflow_lambda.packager.cachedirs import write_whole
+from mlflow_lambda.packager.mlflow_uris import Located, sqlite_path
 
 _FORMAT = 2
 _SIDECARS = ("", "-journal", "-wal")  # the database and what SQLite writes beside it
@@ -43,11 +44,10 @@ SETTLED_NS = 2_000_000_000
 
 
 class Snapshot(NamedTuple):
-    """The store's :func:`fingerprint`, when it was taken (``time.time_ns()``), and for a store
-    written just before (:data:`SETTLED_NS`), the sha256 of its files' contents."""
+    """The store's :func:`fingerprint` and, for a store written just before
+    (:data:`SETTLED_NS`), the sha256 of its files' contents."""
 
     facts: list[object]
-    taken_ns: int
     contents: str | None = None
 
 
@@ -79,8 +79,7 @@ def store_uri(tracking_uri: str | None) -> str | None:
 
 
 def _database(tracking: str) -> Path | None:
-    path = urlsplit(tracking).path
-    db = url2pathname(path[1:] if path.startswith("/") else path)
+    db = sqlite_path(tracking)
     if not db or db == ":memory:":
         return None
     return Path(db).absolute()  # a relative sqlite path is relative to the working directory
@@ -105,19 +104,17 @@ def fingerprint(tracking: str) -> list[object] | None:
 
 
 def snapshot(tracking: str) -> Snapshot | None:
-    """:func:`fingerprint` now, to take before MLflow is asked (see :func:`remember`)."""
+    """:func:`fingerprint` now, to take before MLflow is asked (see :func:`remember`); None
+    when there is no store, or it was written just before and cannot be read."""
     taken_ns = time.time_ns()
     facts = fingerprint(tracking)
     if facts is None:
         return None
-    settled = taken_ns - _newest_ns(facts) >= SETTLED_NS
-    return Snapshot(facts, taken_ns, None if settled else _contents(tracking))
-
-
-def _newest_ns(facts: list[object]) -> int:
-    """The latest modification or change time among the store's files."""
     stats = [f for f in facts[1:] if isinstance(f, list)]
-    return max(max(int(st[3]), int(st[4])) for st in stats)
+    if taken_ns - max(max(int(st[3]), int(st[4])) for st in stats) >= SETTLED_NS:
+        return Snapshot(facts)
+    contents = _contents(tracking)
+    return None if contents is None else Snapshot(facts, contents)
 
 
 def _contents(tracking: str) -> str | None:
@@ -199,19 +196,13 @@ def remember(uri: str, tracking: str, cache: Path, found: Located, before: Snaps
     """
     if before is None or fingerprint(tracking) != before.facts:
         return False
-    if before.contents is None and before.taken_ns - _newest_ns(before.facts) < SETTLED_NS:
-        return False  # written just before, and its contents could not be read
     if urlsplit(uri).scheme.lower() != "models" or (found.source or "").startswith("runs:/"):
         return False  # a run's artifacts are listed from the artifact store, not the database
     if local_path(found.location) is None:
         return False
-    target = _entry(cache, uri, tracking)
+    entry = {"store": before.facts, "contents": before.contents, "found": found._asdict()}
     try:
-        cache.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(f".{os.getpid()}.tmp")
-        entry = {"store": before.facts, "contents": before.contents, "found": found._asdict()}
-        partial.write_text(json.dumps(entry))
-        os.replace(partial, target)
+        write_whole(_entry(cache, uri, tracking), json.dumps(entry).encode())
     except OSError:
         return False
     return True
