@@ -334,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     measured = {"command": results["meta"]["command"], "date": results["meta"]["date"],
                 "load_before": results["meta"]["machine"]["load_before"]}  # fmt: skip
     phases = {p: measured for p in only or PHASES}
-    if only and (args.out / "latest.json").is_file():  # keep the phases not measured now
+    kept_earlier = only and (args.out / "latest.json").is_file()
+    if kept_earlier:  # keep the phases not measured now
         kept = json.loads((args.out / "latest.json").read_text())["results"]
         fresh = {p: {} for p in only if p != "flavors" or not args.flavors}
         results = {**kept, **fresh}
@@ -346,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         measure(args, results)
     finally:  # keep what was measured, even when a later phase failed
-        if not only:
+        if not kept_earlier:  # this run is the whole record: its duration and load are
             results["meta"]["duration_s"] = time.monotonic() - started
             results["meta"]["machine"]["load_after"] = _load()
         raw = args.workdir / "last-results.json"

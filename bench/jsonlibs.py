@@ -1,4 +1,4 @@
-"""Which JSON library the handler uses, by measurement: stdlib ``json``, orjson, msgspec.
+"""Which JSON library the handler uses, by measurement: stdlib ``json``, orjson, msgspec, simdjson.
 
     python -m bench.jsonlibs        # prints per-library medians (CPU ms) and writes nothing
 
@@ -8,6 +8,13 @@ wall time, so that other load on a shared machine moves every library alike. Bes
 what decides is whether a library decodes to exactly ``json.loads``'s objects: orjson turns
 an integer past 64 bits into a float (``123456789012345678901234567890`` ->
 ``1.2345678901234568e+29``), msgspec keeps it exact (``SEMANTICS`` below, printed with the numbers).
+
+Then the large request's own step (``handler.numeric``): the 40 000 numbers of a 10 000-row,
+4-column ``data``, as its JSON text, into a float64 array. Decoding them as a flat list and
+gathering it with ``np.fromiter`` (msgspec, orjson) makes a Python float per number first;
+simdjson's ``as_buffer`` writes the doubles straight into a buffer; numpy's own text parser
+(``np.fromstring``) is given the same text. Every candidate's array is checked to be the
+same bytes as msgspec's.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Any
 import msgspec
 import numpy as np
 import orjson
+import simdjson
 
 # Bodies json.loads accepts where a fast library may differ; what each library makes of them.
 SEMANTICS = (
@@ -78,6 +86,56 @@ def measure(runs: int = 30) -> dict[str, dict[str, float]]:
     return out
 
 
+def number_text(rows: int = 10_000, columns: int = 4) -> bytes:
+    """The ``data`` text of :func:`body`: rows of numbers."""
+    values = np.random.default_rng(0).uniform(0, 8, size=(rows, columns)).round(3).tolist()
+    return json.dumps(values).encode()
+
+
+def matrix_builders() -> dict[str, Callable[[bytes], np.ndarray[Any, Any]]]:
+    """The candidates for ``data`` text -> flat float64 array."""
+    decoder = msgspec.json.Decoder()
+    brackets = bytes.maketrans(b"[]", b"  ")
+    parser = simdjson.Parser()
+
+    def flat(raw: bytes) -> bytes:
+        return b"[" + raw[1:-1].translate(brackets) + b"]"
+
+    def gathered(decode: Callable[[bytes], list[Any]]) -> Callable[[bytes], np.ndarray[Any, Any]]:
+        def build(raw: bytes) -> np.ndarray[Any, Any]:
+            cells = decode(flat(raw))
+            return np.fromiter(cells, np.float64, len(cells))
+
+        return build
+
+    def buffered(raw: bytes) -> np.ndarray[Any, Any]:
+        document = parser.parse(raw)
+        buffer = document.as_buffer(of_type="d")
+        del document
+        return np.frombuffer(buffer, np.float64)
+
+    def numpy_text(raw: bytes) -> np.ndarray[Any, Any]:
+        return np.fromstring(flat(raw)[1:-1], dtype=np.float64, sep=",")
+
+    return {
+        "msgspec + fromiter": gathered(decoder.decode),
+        "orjson + fromiter": gathered(orjson.loads),
+        "simdjson as_buffer": buffered,
+        "np.fromstring": numpy_text,
+    }
+
+
+def measure_matrix(runs: int = 30) -> dict[str, float]:
+    """Median CPU ms per :func:`matrix_builders` candidate on :func:`number_text`."""
+    raw = number_text()
+    builders = matrix_builders()
+    reference = builders["msgspec + fromiter"](raw).tobytes()
+    for name, build in builders.items():
+        if build(raw).tobytes() != reference:
+            raise AssertionError(f"{name} made other numbers than msgspec")
+    return {name: _cpu_ms(lambda build=build: build(raw), runs) for name, build in builders.items()}
+
+
 def semantics() -> dict[str, dict[str, str]]:
     """What each library makes of the bodies in :data:`SEMANTICS` (repr or the error type)."""
     out: dict[str, dict[str, str]] = {}
@@ -95,6 +153,8 @@ def semantics() -> dict[str, dict[str, str]]:
 def main() -> None:
     for what, times in measure().items():
         print(f"{what:28}", "  ".join(f"{n} {ms:.3f} ms" for n, ms in times.items()))
+    matrix = measure_matrix().items()
+    print(f"{'10000 x 4 numbers -> float64':28}", "  ".join(f"{n} {ms:.3f} ms" for n, ms in matrix))
     for raw, row in semantics().items():
         print(f"{raw[:40]:40}", " | ".join(f"{n}: {v}" for n, v in row.items()))
 

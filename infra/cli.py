@@ -101,7 +101,8 @@ def cli() -> None:
 @click.option(
     "--strip",
     is_flag=True,
-    help="Strip symbols from shared objects (never in *.libs/). Off by default.",
+    help="Strip symbols from every shared object (never in *.libs/). Off by default: only "
+    "the handler's own extension (pysimdjson's) is stripped.",
 )
 @click.option(
     "--trim",

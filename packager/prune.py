@@ -21,6 +21,9 @@ is recorded with the bytes it saved (``PruneReport``):
 - ``unreferenced``: extension modules whose name no other kept file mentions, so that nothing
   in the bundle can import them (``packager.prune_unused``). Runs after the rules above, on
   what they kept.
+- ``strip-runtime`` (always): ``strip --strip-unneeded`` on the extension modules of the handler's
+  own native dependencies (``RUNTIME_STRIPPED``), which are published with their debug symbols.
+  pysimdjson's is 7.2 MB as built and 0.6 MB stripped; the build's import check loads it.
 - ``strip`` (opt-in): ``strip --strip-unneeded`` on extension modules of the target architecture.
   Never inside ``*.libs/``: stripping the auditwheel-vendored OpenBLAS there breaks import (ELF
   load command not page-aligned, docs/findings.md). Skipped with a note when no strip for the target
@@ -72,6 +75,13 @@ SOURCE_SUFFIXES = frozenset(
 )
 CODE_SUFFIXES = (".py", ".so", ".pyd")
 
+# Top-level extension modules (by the name before their first dot) of the handler's own
+# dependencies (packager.plan.RUNTIME_REQUIREMENTS), stripped by every build: their symbols
+# only serve a debugger, and they are in every bundle.
+RUNTIME_STRIPPED: dict[str, str] = {
+    "csimdjson": "pysimdjson's extension (handler.numeric): 7.2 MB as published, 0.6 MB stripped",
+}
+
 # Strip tools that can rewrite a foreign-architecture ELF file, tried after the host's own.
 CROSS_STRIP = {"x86_64": ("x86_64-linux-gnu-strip",), "arm64": ("aarch64-linux-gnu-strip",)}
 CROSS_STRIP_ANY = ("llvm-strip",)
@@ -108,10 +118,10 @@ class PruneReport:
     def format(self) -> str:
         """One line per rule: entries removed and MB saved."""
         lines = [
-            f"{rule:<12} {len(self.removed.get(rule, [])):>6} entries {size / 1e6:>9.1f} MB"
+            f"{rule:<13} {len(self.removed.get(rule, [])):>6} entries {size / 1e6:>9.1f} MB"
             for rule, size in sorted(self.bytes_saved.items(), key=lambda kv: -kv[1])
         ]
-        lines.append(f"{'total':<12} {'':>14} {self.total_saved / 1e6:>9.1f} MB")
+        lines.append(f"{'total':<13} {'':>14} {self.total_saved / 1e6:>9.1f} MB")
         lines += [f"kept {rel}: {why}" for rel, why in sorted(self.kept.items())]
         return "\n".join(lines + self.notes)
 
@@ -149,6 +159,9 @@ def prune_tree(
     remove_unreferenced_extensions(root, set(protect), keep_all, report)
     if strip:
         _strip_tree(root, tops, arch, report, run or _run)
+    else:
+        runtime = [p for p in tops if p.is_file() and p.name.split(".")[0] in RUNTIME_STRIPPED]
+        _strip_tree(root, runtime, arch, report, run or _run, rule="strip-runtime")
     return report
 
 
@@ -279,11 +292,16 @@ def _module_files(root: Path, parts: list[str]) -> set[str]:
     return files
 
 
-def _strip_tree(root: Path, tops: list[Path], arch: str, report: PruneReport, run: Runner) -> None:
+def _strip_tree(
+    root: Path, tops: list[Path], arch: str, report: PruneReport, run: Runner, rule: str = "strip"
+) -> None:
+    if not tops:
+        return
     tool = strip_tool(arch)
     if tool is None:
+        what = "strip" if rule == "strip" else f"strip of {', '.join(_rel(root, p) for p in tops)}"
         report.notes.append(
-            f"strip skipped: no strip for {arch!r} ELF files on this host "
+            f"{what} skipped: no strip for {arch!r} ELF files on this host "
             f"(install binutils-{'aarch64' if arch == 'arm64' else 'x86-64'}-linux-gnu or llvm)"
         )
         return
@@ -301,7 +319,7 @@ def _strip_tree(root: Path, tops: list[Path], arch: str, report: PruneReport, ru
             if result.returncode != 0:
                 report.notes.append(f"strip failed on {_rel(root, path)!r}; left as is")
                 continue
-            report.add("strip", _rel(root, path), before - path.stat().st_size)
+            report.add(rule, _rel(root, path), before - path.stat().st_size)
 
 
 def strip_tool(

@@ -197,8 +197,8 @@ def test_nan_prediction_is_null(generic_servers: dict[str, tuple[TestClient, Tes
 # stack, mlflow and what `import mlflow` + load_model + predict pull in, and the custom model's
 # code_paths modules (`utils`, and its own `handler`). Nothing of what the prune removes.
 GENERIC_ALLOWED = {
-    "mlflow_lambda", "mangum", "msgspec", "starlette", "anyio", "idna", "sniffio", "numpy",
-    "pandas",
+    "mlflow_lambda", "mangum", "msgspec", "simdjson", "csimdjson", "starlette", "anyio", "idna",
+    "sniffio", "numpy", "pandas",
     "dateutil", "six", "tzdata", "mlflow", "yaml", "_yaml", "cloudpickle", "google", "click",
     "pydantic", "pydantic_core", "annotated_types", "annotated_doc", "typing_extensions",
     "typing_inspection", "fastapi", "opentelemetry", "packaging", "requests", "urllib3",

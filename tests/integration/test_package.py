@@ -36,6 +36,8 @@ ALLOWED_THIRD_PARTY = {
     "joblib",
     "mangum",
     "msgspec",  # the request and response JSON
+    "simdjson",  # rows of numbers straight to float64 (handler.numeric)
+    "csimdjson",
     "narwhals",
     "numpy",
     "scipy",

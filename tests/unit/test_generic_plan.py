@@ -109,6 +109,7 @@ def test_generic_plan_swaps_mlflow_for_skinny_and_keeps_pandas() -> None:
         "numpy==2.4.6",
         "pandas==3.1.1",
         "pyarrow==25.0.1",
+        "pysimdjson>=6",
         "scipy==1.17.1",
         "starlette>=0.37",
         "statsmodels==0.15.0",

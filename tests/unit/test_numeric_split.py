@@ -155,3 +155,59 @@ def test_only_models_that_get_a_float64_matrix_take_it() -> None:
     assert not Scorer(FakePredictor(), make_config(ints), pandas=False).numeric_split
     # no signature with pandas: MLflow's DataFrame keeps int columns int, so not here
     assert not Scorer(FakePredictor(), make_config(UNSIGNED), pandas=True).numeric_split
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        [2**64, 1],  # past simdjson's 64 bits: msgspec and np.fromiter instead
+        [-(2**63) - 1, 0.5],
+        [2**64 - 1, -(2**63)],  # simdjson's own limits
+        [2**53 + 1, -0.0],
+    ],
+)
+def test_integers_at_and_past_64_bits_give_the_generic_matrix(cells: list[Any]) -> None:
+    body = json.dumps({"dataframe_split": {"data": [cells, cells[::-1]]}}).encode()
+    fast = numeric_split(body)
+    expected = generic_matrix(body, len(cells))
+    assert fast is not None and expected is not None
+    assert same_array(fast.matrix, expected)
+
+
+def test_the_parser_is_reused_after_a_body_it_refused() -> None:
+    # simdjson refuses to parse again while a document's proxies live (RuntimeError): every
+    # refusal in between must leave the shared parser usable
+    good = b'{"dataframe_split": {"data": [[1.5, 2], [3, 4]]}}'
+    refused = [
+        b'{"dataframe_split": {"data": [[18446744073709551616, 2]]}}',
+        b'{"dataframe_split": {"data": [[1, 1e400]]}}',
+        b'{"dataframe_split": {"data": [[1, 2], [3]]}}',
+    ]
+    for body in [*refused, good, *refused, good]:
+        numeric_split(body)
+    fast = numeric_split(good)
+    assert fast is not None and fast.matrix.tolist() == [[1.5, 2.0], [3.0, 4.0]]
+
+
+def test_a_large_body_gets_a_parser_of_its_own_with_the_same_matrix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlflow_lambda.handler import numeric
+
+    rows = np.random.default_rng(3).uniform(-1e6, 1e6, size=(50, 3)).round(5).tolist()
+    body = json.dumps({"dataframe_split": {"data": rows}}).encode()
+    shared = numeric_split(body)
+    monkeypatch.setattr(numeric, "REUSE_BYTES", 10)
+    own = numeric_split(body)
+    assert shared is not None and own is not None
+    assert same_array(shared.matrix, own.matrix)
+    assert same_array(own.matrix, np.array(rows, dtype=np.float64))
+
+
+def test_the_matrix_is_the_models_to_change() -> None:
+    # a custom model may scale its input in place, as it can the generic path's array
+    fast = numeric_split(b'{"dataframe_split": {"data": [[1, 2], [3, 4]]}}')
+    assert fast is not None and fast.matrix.flags.writeable and fast.matrix.flags.c_contiguous
+    matrix = fast.matrix
+    matrix *= 2
+    assert matrix.tolist() == [[2.0, 4.0], [6.0, 8.0]]

@@ -84,6 +84,7 @@ def test_forest_plan() -> None:
             "mangum>=0.17",
             "msgspec>=0.18",
             "numpy==2.4.6",
+            "pysimdjson>=6",
             "scikit-learn==1.9.1",
             "scipy==1.17.1",
             "skops==0.16.0",
@@ -136,6 +137,7 @@ def test_tensor_signature_drops_pandas_and_pickle_needs_no_loader() -> None:
         "mangum>=0.17",
         "msgspec>=0.18",
         "numpy==2.4.6",
+        "pysimdjson>=6",
         "scikit-learn==1.9.1",
         "scipy==1.17.1",
         "starlette>=0.37",
@@ -228,6 +230,7 @@ def test_cloudpickle_loader_added_unpinned_when_the_model_does_not_pin_it() -> N
         "msgspec>=0.18",
         "numpy==2.4.6",
         "pandas>=2.0",
+        "pysimdjson>=6",
         "scikit-learn==1.9.1",
         "starlette>=0.37",
     ]
@@ -240,6 +243,7 @@ def test_flavor_version_pins_scikit_learn_when_requirements_omit_it() -> None:
         "msgspec>=0.18",
         "numpy>=1.24",
         "pandas>=2.0",
+        "pysimdjson>=6",
         "scikit-learn==1.8.0",
         "skops",
         "starlette>=0.37",
@@ -439,7 +443,8 @@ def xgb_config(requirements: list[str], version: str = "3.2.0") -> dict[str, Any
 def test_xgboost_becomes_xgboost_cpu_of_the_same_version_and_says_so() -> None:
     result = plan(xgb_config(["xgboost==3.2.0", "numpy==2.4.6"]))
     assert result.requirements == [
-        "mangum>=0.17", "msgspec>=0.18", "numpy==2.4.6", "starlette>=0.37", "xgboost-cpu==3.2.0",
+        "mangum>=0.17", "msgspec>=0.18", "numpy==2.4.6", "pysimdjson>=6", "starlette>=0.37",
+        "xgboost-cpu==3.2.0",
     ]  # fmt: skip
     (swap,) = [d for d in result.dropped if d.requirement == "xgboost==3.2.0"]
     assert swap.reason == (

@@ -222,3 +222,52 @@ def test_strip_skips_libs_dirs_and_foreign_elf_files(tmp_path: Path) -> None:
     ]
     assert {c[1] for c in calls} == {"--strip-unneeded"}
     assert report.bytes_saved == {"strip": 0}
+
+
+def test_every_build_strips_the_handlers_own_extension_only(tmp_path: Path) -> None:
+    if strip_tool("x86_64") is None:
+        pytest.skip("no strip for x86_64 on this host")
+    _write(
+        tmp_path,
+        {
+            "csimdjson.abi3.so": _elf(62),
+            "simdjson/__init__.py": b"from csimdjson import Parser\n",
+            "_top.cpython-312-x86_64-linux-gnu.so": _elf(62),
+            "top/__init__.py": b"import _top\n",
+            "pkg/_ext.cpython-312-x86_64-linux-gnu.so": _elf(62),
+            "pkg/__init__.py": b"from . import _ext\n",
+        },
+    )
+    calls: list[list[str]] = []
+
+    def run(cmd: list[str]) -> subprocess.CompletedProcess[bytes]:
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0)
+
+    report = prune_tree(tmp_path, arch="x86_64", run=run)
+    assert [(c[1], Path(c[-1]).name) for c in calls] == [("--strip-unneeded", "csimdjson.abi3.so")]
+    assert report.removed == {"strip-runtime": ["csimdjson.abi3.so"]}
+    calls.clear()
+    prune_tree(tmp_path, arch="x86_64", strip=True, run=run)  # --strip: every extension, once
+    assert sorted(Path(c[-1]).name for c in calls) == [
+        "_ext.cpython-312-x86_64-linux-gnu.so",
+        "_top.cpython-312-x86_64-linux-gnu.so",
+        "csimdjson.abi3.so",
+    ]
+
+
+def test_without_a_strip_the_runtime_extension_stays_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow_lambda.packager import prune
+
+    monkeypatch.setattr(prune, "strip_tool", lambda arch: None)
+    files = {"csimdjson.abi3.so": _elf(183), "simdjson/__init__.py": b"import csimdjson\n"}
+    _write(tmp_path, files)
+    report = prune_tree(tmp_path, arch="arm64")
+    assert (tmp_path / "csimdjson.abi3.so").read_bytes() == _elf(183)
+    assert report.removed == {}
+    assert report.notes == [
+        "strip of csimdjson.abi3.so skipped: no strip for 'arm64' ELF files on this host "
+        "(install binutils-aarch64-linux-gnu or llvm)"
+    ]
