@@ -46,9 +46,10 @@ _ANY = msgspec.json.Decoder()
 # One parser, reused: it keeps its buffers between documents (a fresh one for each costs a
 # few tenths of a millisecond at 10 000 rows). It keeps them sized for the largest document
 # it parsed (about 17 MB of RSS after a 4.5 MB body), so a body over REUSE_BYTES gets a parser
-# of its own, freed with it. A Lambda instance scores one request at a time; the
-# ``Object``/``Array`` proxies of a document must be gone before the next ``parse``
-# (:func:`_simd_floats`), or simdjson refuses to reuse the parser.
+# of its own, freed with it. simdjson refuses to parse again while a proxy (``Object``,
+# ``Array``) of the last document lives, so :func:`_simd_floats` drops its own first. Its
+# ``parse`` holds the GIL: a second thread scoring meanwhile is refused, not given a buffer
+# being rewritten, and decodes with msgspec instead.
 _PARSER = simdjson.Parser()
 REUSE_BYTES = 1 << 20
 _SPACE = b" \t\n\r"

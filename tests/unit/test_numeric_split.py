@@ -211,3 +211,15 @@ def test_the_matrix_is_the_models_to_change() -> None:
     matrix = fast.matrix
     matrix *= 2
     assert matrix.tolist() == [[2.0, 4.0], [6.0, 8.0]]
+
+
+def test_while_another_document_holds_the_parser_msgspec_decodes_instead() -> None:
+    # another thread between its parse and its as_buffer: simdjson refuses the shared parser
+    from mlflow_lambda.handler import numeric
+
+    held = numeric._PARSER.parse(b"[[9, 9]]")
+    try:
+        fast = numeric_split(b'{"dataframe_split": {"data": [[1.5, 2], [3, 4]]}}')
+    finally:
+        del held
+    assert fast is not None and fast.matrix.tolist() == [[1.5, 2.0], [3.0, 4.0]]
