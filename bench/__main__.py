@@ -52,7 +52,7 @@ class Plan:
     flavor_warm: int = 100  # warm requests per flavor model, per side
 
 
-FULL = Plan(7, True, {1: 300, 2: 300, 100: 200, 1000: 100, 10_000: 30}, 20.0, 2, 3, 30.0)
+FULL = Plan(7, True, {1: 300, 2: 300, 100: 200, 1000: 100, 10_000: 150}, 20.0, 2, 3, 30.0)
 QUICK = Plan(2, False, {1: 20, 2: 20, 100: 10, 1000: 10, 10_000: 5}, 1.5, 0, 1, 5.0, 1, 10)
 
 
@@ -64,7 +64,8 @@ METHOD_NOTES = (
     "venv (its Python and packages).",
     "`mlflow-lambda serve` adds a local-only hop (HTTP -> HTTP API event -> Lambda emulator -> "
     "awslambdaric); on AWS, API Gateway and the Lambda service take its place.",
-    "Warm sides alternate in blocks of 10 requests; cold paths alternate their order per round, "
+    f"Warm sides alternate in blocks of {warm.BLOCK} requests; cold paths alternate their order "
+    "per round, "
     "after one untimed round (full run).",
     "The package index here is a local mirror, so a cold build downloads faster than over the "
     "internet.",

@@ -8,8 +8,11 @@
   -> awslambdaric -> handler -> back); ``mlflow_serve``: ``mlflow models serve`` over HTTP.
   One keep-alive client, one request at a time (a Lambda instance serves one at a time).
 
-Sides alternate in blocks of 10 requests so that load from elsewhere hits both alike; each
-side stops after its request count or its time budget, whichever comes first.
+Sides alternate in blocks of 5 requests so that load from elsewhere hits both alike; each
+side stops after its request count or its time budget, whichever comes first. At 10 000 rows
+each side makes 150 requests (30 blocks): with 30 (3 blocks), one block slowed by other load
+moved the median by up to 20% (2026-12-02: blocks of the README forest's handler at 32.7,
+30.2 and 36.2 ms against 26.3, 26.6 and 32.7 ms bare).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from bench.models import BenchModel
 from mlflow_lambda.packager.events import make_event
 
 SIZES = (1, 2, 100, 1000, 10_000)
-BLOCK = 10
+BLOCK = 5
 Sample = Callable[[], None]
 
 
