@@ -153,7 +153,7 @@ def goals(model: str, c: dict[str, Any], w: dict[str, Any], m: dict[str, Any]) -
         Goal(
             model, "JSON at native speed", "handler p50 <= 1.15 x bare predict p50 (10 000 rows)",
             big.get("handler_over_bare"), 1.15,
-            "in-process Lambda handler (msgspec JSON) vs estimator.predict on the same rows",
+            "in-process Lambda handler (msgspec, simdjson) vs estimator.predict on the same rows",
         ),
         Goal(
             model, "10 000 rows", "ours p50 <= 0.5 x mlflow models serve p50",
