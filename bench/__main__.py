@@ -65,8 +65,7 @@ METHOD_NOTES = (
     "`mlflow-lambda serve` adds a local-only hop (HTTP -> HTTP API event -> Lambda emulator -> "
     "awslambdaric); on AWS, API Gateway and the Lambda service take its place.",
     f"Warm sides alternate in blocks of {warm.BLOCK} requests; cold paths alternate their order "
-    "per round, "
-    "after one untimed round (full run).",
+    "per round, after one untimed round (full run).",
     "The package index here is a local mirror, so a cold build downloads faster than over the "
     "internet.",
 )
@@ -348,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         measure(args, results)
     finally:  # keep what was measured, even when a later phase failed
-        if not kept_earlier:  # this run is the whole record: its duration and load are
+        if not kept_earlier:  # this run is the whole record: its duration and load count
             results["meta"]["duration_s"] = time.monotonic() - started
             results["meta"]["machine"]["load_after"] = _load()
         raw = args.workdir / "last-results.json"
