@@ -43,7 +43,8 @@ browser: $(CHROMIUM)
 # make test-all runs every test.
 TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print((os.cpu_count() or 1) + 1)')
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m 'not slow'
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m 'not slow and not alone'
+	$(BIN)/python -m pytest -q -p no:xdist -m 'alone and not slow' tests/integration
 
 test-all: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile

@@ -16,7 +16,6 @@ import logging
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
@@ -282,38 +281,30 @@ def _serve(
         server.fn = fn
         sink(f"serving {outdir} on {url} ({fn.emulator}, {opts.workers} workers); Ctrl-C to stop")
         thread = threading.Thread(target=server.serve_forever, daemon=True)
-        signalled: list[int] = []
-        previous = _record_signals(signalled)
+        previous = _on_sigterm()
         try:
             thread.start()
             if on_ready:
                 on_ready(url)
-            while not signalled and not (stop is not None and stop.is_set()):
-                time.sleep(0.2)
+            done = stop or threading.Event()
+            while not done.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            sink("shutting down")
         finally:
-            for signum, handler in previous.items():  # a second Ctrl-C interrupts the teardown
-                signal.signal(signum, handler)
-            if signalled:
-                sink("shutting down")
             server.shutdown()
             thread.join(timeout=10)
             sink(f"requests answered per worker: {', '.join(map(str, fn.answered))}")
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
 
-def _record_signals(signalled: list[int]) -> dict[int, Any]:
-    """Record SIGINT and SIGTERM in ``signalled`` instead of raising (main thread only); the
-    previous handlers, to restore. Serving then stops from one known point, the loop that
-    polls ``signalled``: a KeyboardInterrupt raised wherever the main thread happened to be
-    left ``serve``'s teardown hanging under load (2026-12-02, tests/integration/test_serve.py).
-    An ignored SIGINT (a background job) stays ignored."""
+def _on_sigterm() -> Any:
+    """Turn SIGTERM into KeyboardInterrupt (main thread only) so both stop gracefully."""
     if threading.current_thread() is not threading.main_thread():
-        return {}
+        return None
 
-    def record(signum: int, frame: FrameType | None) -> None:
-        signalled.append(signum)
+    def raise_interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
 
-    previous: dict[int, Any] = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(signum) is not signal.SIG_IGN:
-            previous[signum] = signal.signal(signum, record)
-    return previous
+    return signal.signal(signal.SIGTERM, raise_interrupt)
