@@ -43,8 +43,7 @@ browser: $(CHROMIUM)
 # make test-all runs every test.
 TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print((os.cpu_count() or 1) + 1)')
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m 'not slow and not alone'
-	$(BIN)/python -m pytest -q -p no:xdist -m 'alone and not slow' tests/integration
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m 'not slow'
 
 test-all: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
