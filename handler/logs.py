@@ -17,6 +17,7 @@ import time
 import traceback
 from typing import Any
 
+import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("mlflow_lambda.access")
@@ -49,6 +50,12 @@ class OneLineExceptions(logging.Filter):
 model_log.addFilter(OneLineExceptions())
 
 
+# msgspec's encoder, not json.dumps: a request runs its code after the model's predict, with
+# the caches cold, where json.dumps of this dict took 0.09 ms and msgspec 0.01 (measured after
+# 10 ms of other work; warm, both take microseconds). Same JSON, written without spaces.
+_ENCODER = msgspec.json.Encoder()
+
+
 def request_line(
     method: str,
     path: str,
@@ -58,16 +65,18 @@ def request_line(
     error_code: str | None = None,
 ) -> str:
     """One access-log record as a JSON object on one line."""
-    return json.dumps(
-        {
-            "method": method,
-            "path": path,
-            "status": status,
-            "duration_ms": round(duration_ms, 3),
-            "rows": rows,
-            "error_code": error_code,
-        }
-    )
+    record = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round(duration_ms, 3),
+        "rows": rows,
+        "error_code": error_code,
+    }
+    try:
+        return _ENCODER.encode(record).decode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in the path (an event may carry "\\udc80")
+        return json.dumps(record)
 
 
 class AccessLogMiddleware:

@@ -6,7 +6,9 @@ import io
 import json
 import logging
 
-from mlflow_lambda.handler.logs import model_log
+import pytest
+
+from mlflow_lambda.handler.logs import model_log, request_line
 
 # awslambdaric's text format (bootstrap.py): the message, then a newline of its own.
 LAMBDA_TEXT_FORMAT = "[%(levelname)s]\t%(asctime)s\t%(aws_request_id)s\t%(message)s\n"
@@ -37,3 +39,15 @@ def test_a_traceback_stays_inside_its_line() -> None:
     assert record["traceback"].startswith("Traceback (most recent call last):")
     assert record["traceback"].endswith(record["error"])
     assert lines[1].endswith("\tnext record")
+
+
+@pytest.mark.parametrize(
+    "path", ["/invocations", '/a"b\\c\n', "/caf\u00e9/\u2603", "/lone/\udc80", "/x\ud83d"]
+)
+def test_an_access_line_is_one_json_object_whatever_the_path(path: str) -> None:
+    line = request_line("POST", path, 200, 1.23456, 2, None)
+    assert "\n" not in line
+    assert json.loads(line) == {
+        "method": "POST", "path": path, "status": 200, "duration_ms": 1.235, "rows": 2,
+        "error_code": None,
+    }  # fmt: skip

@@ -95,7 +95,7 @@ def test_load_json_matches_json_loads_on_any_bytes(body: bytes) -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     values=st.lists(st.floats(width=64), max_size=30) | st.lists(st.integers(0, 2**64 - 1)),
-    kind=st.sampled_from(["f8", "f4", "i8", "u8", "bool", "U"]),
+    kind=st.sampled_from(["f8", "f4", "f2", "i8", "u8", "bool", "U"]),
 )
 def test_array_predictions_encode_to_the_same_json_values(values: list[Any], kind: str) -> None:
     with warnings.catch_warnings():
