@@ -27,6 +27,14 @@ def _mb(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f} MiB"
 
 
+def _overheads(entry: dict[str, Any]) -> str:
+    """One warm row's overhead: per request, then (the p50 difference), or what was measured."""
+    paired, unpaired = entry.get("overhead_per_request_p50_ms"), entry.get("overhead_p50_ms")
+    if paired is None:
+        return fmt_ms(unpaired) if unpaired is not None else "n/a"
+    return f"{fmt_ms(paired)} ({fmt_ms(unpaired)})" if unpaired is not None else fmt_ms(paired)
+
+
 def _x(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
@@ -81,8 +89,8 @@ def readme_table(results: dict[str, Any], summary: dict[str, Any]) -> str:
         lambda s: warm_pair(s, "10000"),
     )
     row(
-        "handler overhead over bare predict, p50, 2 rows",
-        lambda s: fmt_ms(s["warm"].get("2", {}).get("overhead_p50_ms", float("nan"))),
+        "handler overhead over its own predict, per request, p50, 2 rows (p50 difference)",
+        lambda s: _overheads(s["warm"].get("2", {})),
     )
     row(
         "peak RSS, ours vs `mlflow models serve` (both processes)",
@@ -164,7 +172,9 @@ def _warm_section(results: dict[str, Any], summary: dict[str, Any]) -> list[str]
         "## 2. Warm latency and throughput",
         "",
         "p50 / p99 per request, one client, one request at a time, `dataframe_split`. "
-        "Overhead: handler p50 minus bare predict p50. Throughput: rows/s of that one client.",
+        "Overhead: p50 of each handler call's time minus its own predict's (then handler "
+        "p50 minus bare predict p50, which a model whose predict varies blurs: bench/warm.py). "
+        "Throughput: rows/s of that one client.",
         "",
     ]
     for key, model in results["models"].items():
@@ -182,12 +192,12 @@ def _warm_section(results: dict[str, Any], summary: dict[str, Any]) -> list[str]
             for name in _WARM_LABELS:
                 s = entry.get(name)
                 cells.append(f"{fmt_ms(s['median'])} / {fmt_ms(s['p99'])}" if s else "n/a")
-            over = entry.get("overhead_p50_ms")
+            over = _overheads(entry)
             rate = [entry.get(n, {}).get("rows_per_s") for n in ("ours_serve", "mlflow_serve")]
             out.append(
                 f"| {int(rows):,} | "
                 + " | ".join(cells)
-                + f" | {fmt_ms(over) if over is not None else 'n/a'}"
+                + f" | {over}"
                 + f" | {_x(entry.get('serve_ratio'))}"
                 + "".join(f" | {r:,.0f}" if r else " | n/a" for r in rate)
                 + " |"

@@ -82,6 +82,14 @@ def warm(in_process: dict[str, Any], http: dict[str, Any]) -> dict[str, Any]:
                 sides["bare"]
             )
             entry["handler_over_bare"] = ratio(sides["handler"], sides["bare"])
+        inner = sides.get("predict_in_handler")
+        if sides.get("handler") and inner and len(inner) == len(sides["handler"]):
+            # per request: the handler's time minus its own predict's (bench/warm.py)
+            entry["overhead_per_request_p50_ms"] = statistics.median(
+                h - p for h, p in zip(sides["handler"], inner, strict=True)
+            )
+            if sides.get("bare"):
+                entry["inner_over_bare"] = ratio(inner, sides["bare"])
         if sides.get("ours_serve") and sides.get("mlflow_serve"):
             entry["serve_ratio"] = ratio(sides["ours_serve"], sides["mlflow_serve"])
         if sides.get("handler") and sides.get("mlflow_serve"):
@@ -146,8 +154,12 @@ def goals(model: str, c: dict[str, Any], w: dict[str, Any], m: dict[str, Any]) -
             "median wall time, process start to first prediction; models:/ URI on both sides",
         ),
         Goal(
-            model, "warm overhead", "handler p50 - bare predict p50 <= 1 ms (2 rows)",
-            small.get("overhead_p50_ms"), 1.0, "in-process Lambda handler vs estimator.predict",
+            model, "warm overhead",
+            "p50 of handler - its own predict, per request <= 1 ms (2 rows)",
+            small.get("overhead_per_request_p50_ms"), 1.0,
+            "in-process Lambda handler; its predict took "
+            f"{_times(small.get('inner_over_bare'))} bare estimator.predict; "
+            f"handler p50 - bare p50: {_ms(small.get('overhead_p50_ms'))}",
             unit="ms",
         ),
         Goal(
@@ -216,6 +228,14 @@ def build_goals(raw: dict[str, Any], stats: dict[str, Any]) -> list[Goal]:
                f"on this {host_arch()} host"), unit="s", strict=False,
         ))  # fmt: skip
     return out
+
+
+def _times(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} ms"
 
 
 def _median(values: list[float]) -> float | None:

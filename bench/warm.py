@@ -3,7 +3,14 @@
 * ``handler``: the Lambda handler in this process (``handler.events.dispatch`` over
   ``Mangum(create_app(load_model(...)))``, the objects ``handler.lambda_function`` builds) on
   an HTTP API v2 event, access log on, as on Lambda; ``bare``: the estimator's own
-  ``predict`` on the DataFrame the same rows make. Their difference is our overhead.
+  ``predict`` on the DataFrame the same rows make. Our overhead is measured per request:
+  each handler call's time minus that of the estimator's own ``predict`` inside it
+  (``predict_in_handler``, timed around the method the loader calls). The difference of the
+  two sides' medians says the same where ``predict`` is steady, but not on a model whose own
+  ``predict`` varies a lot: the 500-tree forest's 2-row ``predict`` took 25 to 56 ms in one
+  run, which put that difference anywhere from 0.1 to 3.7 ms (95% bootstrap interval of
+  300 calls a side; the per-request figure was 0.78 ms). ``predict_in_handler`` against
+  ``bare`` shows whether the input the handler builds makes ``predict`` itself slower.
 * ``ours_serve``: ``mlflow-lambda serve`` over HTTP (HTTP -> v2 event -> the Lambda emulator
   -> awslambdaric -> handler -> back); ``mlflow_serve``: ``mlflow models serve`` over HTTP.
   One keep-alive client, one request at a time (a Lambda instance serves one at a time).
@@ -94,6 +101,7 @@ def in_process(
     asgi = Mangum(create_app(predictor, config, pandas=pandas), lifespan="off")
     gc.freeze()  # as handler.lambda_function does at the end of init
     estimator: Any = getattr(predictor, "model", predictor)
+    inner = _time_inner_predict(predictor)
     out: dict[str, dict[str, list[float]]] = {}
     for rows, count in counts.items():
         event = make_event("v2", json.dumps(model.body(rows)).encode())
@@ -107,9 +115,31 @@ def in_process(
         def bare(frame: Any = frame) -> None:
             estimator.predict(frame)
 
-        out[str(rows)] = _alternate({"handler": through_handler, "bare": bare}, count, budget_s)
+        inner.clear()
+        times = _alternate({"handler": through_handler, "bare": bare}, count, budget_s)
+        # one predict per handler call, the first in the untimed warm-up call
+        if len(inner) != len(times["handler"]) + 1:
+            raise RuntimeError(f"{len(inner)} predicts in {len(times['handler']) + 1} calls")
+        out[str(rows)] = {**times, "predict_in_handler": inner[1:]}
         say(f"  warm in-process {model.key} {rows} rows: " + _medians(out[str(rows)]))
     return out
+
+
+def _time_inner_predict(predictor: Any) -> list[float]:
+    """Time (ms, appended to the list returned) every call of the estimator's method that
+    ``predictor`` makes: the scikit-learn loader calls ``predictor._method`` (its predict_fn)."""
+    method = predictor._method
+    inner: list[float] = []
+
+    def timed(data: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return method(data)
+        finally:
+            inner.append((time.perf_counter() - started) * 1000)
+
+    predictor._method = timed
+    return inner
 
 
 def _medians(times: dict[str, list[float]]) -> str:
