@@ -9,7 +9,7 @@
   two sides' medians says the same where ``predict`` is steady, but not on a model whose own
   ``predict`` varies a lot: the 500-tree forest's 2-row ``predict`` took 25 to 56 ms in one
   run, which put that difference anywhere from 0.1 to 3.7 ms (95% bootstrap interval of
-  300 calls a side; the per-request figure was 0.78 ms). ``predict_in_handler`` against
+  300 calls a side; by hand, per request, 0.78 ms). ``predict_in_handler`` against
   ``bare`` shows whether the input the handler builds makes ``predict`` itself slower.
 * ``ours_serve``: ``mlflow-lambda serve`` over HTTP (HTTP -> v2 event -> the Lambda emulator
   -> awslambdaric -> handler -> back); ``mlflow_serve``: ``mlflow models serve`` over HTTP.
