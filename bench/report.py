@@ -6,7 +6,7 @@ from typing import Any
 
 from bench import load
 from bench.report_sizes import build_section, size_section
-from bench.stats import fmt_ms, fmt_spread
+from bench.stats import fmt_ms, fmt_spread, fmt_x
 
 _COLD_LABELS = {
     "ours": "ours: `invoke` path (RIE + awslambdaric), spawn to first response",
@@ -35,10 +35,6 @@ def _overheads(entry: dict[str, Any]) -> str:
     return f"{fmt_ms(paired)} ({fmt_ms(unpaired)})" if unpaired is not None else fmt_ms(paired)
 
 
-def _x(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}x"
-
-
 def _goal_value(goal: dict[str, Any]) -> str:
     value, unit = goal["value"], goal.get("unit", "x")
     if value is None:
@@ -65,9 +61,8 @@ def readme_table(results: dict[str, Any], summary: dict[str, Any]) -> str:
         c = s["cold"]
         if "ours" not in c or path not in c:
             return "n/a"
-        return (
-            f"{fmt_ms(c['ours']['median'])} vs {fmt_ms(c[path]['median'])} ({_x(c['ratio'][path])})"
-        )
+        ours, theirs = fmt_ms(c["ours"]["median"]), fmt_ms(c[path]["median"])
+        return f"{ours} vs {theirs} ({fmt_x(c['ratio'][path])})"
 
     def warm_pair(s: dict[str, Any], rows: str) -> str:
         w = s["warm"].get(rows, {})
@@ -75,7 +70,7 @@ def readme_table(results: dict[str, Any], summary: dict[str, Any]) -> str:
             return "n/a"
         return (
             f"{fmt_ms(w['ours_serve']['median'])} vs {fmt_ms(w['mlflow_serve']['median'])} "
-            f"({_x(w.get('serve_ratio'))})"
+            f"({fmt_x(w.get('serve_ratio'))})"
         )
 
     row(
@@ -157,7 +152,7 @@ def _cold_section(results: dict[str, Any], summary: dict[str, Any]) -> list[str]
         for path, label in _COLD_LABELS.items():
             if path in c:
                 iqr = fmt_ms(c[path]["p75"] - c[path]["p25"])
-                rel = _x(c.get("ratio", {}).get(path)) if path != "ours" else ""
+                rel = fmt_x(c.get("ratio", {}).get(path)) if path != "ours" else ""
                 out.append(f"| {label} | {fmt_spread(c[path])} | {iqr} | {rel} |")
         if "ours_init" in c:
             out.append(
@@ -198,7 +193,7 @@ def _warm_section(results: dict[str, Any], summary: dict[str, Any]) -> list[str]
                 f"| {int(rows):,} | "
                 + " | ".join(cells)
                 + f" | {over}"
-                + f" | {_x(entry.get('serve_ratio'))}"
+                + f" | {fmt_x(entry.get('serve_ratio'))}"
                 + "".join(f" | {r:,.0f}" if r else " | n/a" for r in rate)
                 + " |"
             )
@@ -235,7 +230,7 @@ def _memory_section(results: dict[str, Any], summary: dict[str, Any]) -> list[st
             _mb(m.get("ours_after_warm_mb")),
             f"{_mb(m.get('mlflow_serve_first_mb'))} ({_mb(m.get('mlflow_worker_first_mb'))})",
             _mb(m.get("mlflow_serve_after_warm_mb")),
-            f"{_x(m.get('ratio_total'))} ({_x(m.get('ratio_worker'))})",
+            f"{fmt_x(m.get('ratio_total'))} ({fmt_x(m.get('ratio_worker'))})",
             _mb(m.get("mlflow_load_first_mb")),
             f"{m.get('recommended_memory_mb', 'n/a')} MB",
         ]
@@ -266,9 +261,9 @@ def flavor_table(results: dict[str, Any], summary: dict[str, Any]) -> str:
         lines.append(
             f"| {raw['title']} (`{raw['flavor']}`) | {raw['path']} | {size} "
             f"| {_ms_pair(s.get('cold_ours_ms'), s.get('cold_mlflow_ms'))} "
-            f"({_x(s.get('cold_ratio'))}) "
+            f"({fmt_x(s.get('cold_ratio'))}) "
             f"| {_ms_pair(s.get('warm_ours_ms'), s.get('warm_mlflow_ms'))} "
-            f"({_x(s.get('warm_ratio'))}) "
+            f"({fmt_x(s.get('warm_ratio'))}) "
             f"| {_mb(s.get('peak_rss_ours_mb'))} vs {_mb(s.get('peak_rss_mlflow_mb'))} |"
         )
     return "\n".join(lines)

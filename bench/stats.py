@@ -85,6 +85,11 @@ def summaries(samples: dict[str, Sequence[float]]) -> dict[str, dict[str, Any]]:
     return {name: summarize(values).to_dict() for name, values in samples.items() if values}
 
 
+def fmt_x(value: float | None) -> str:
+    """A ratio for a table (``0.26x``), or n/a."""
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
 def fmt_ms(value: float) -> str:
     """Milliseconds for a table: about 3 significant figures, in seconds from 1 s up."""
     if value >= 10_000:

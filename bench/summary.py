@@ -10,7 +10,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.stats import ratio, summarize, throughput
+from bench.stats import fmt_ms, fmt_x, ratio, summarize, throughput
 from mlflow_lambda.packager.platforms import host_arch
 from mlflow_lambda.packager.template import suggest_memory_mb
 
@@ -129,6 +129,7 @@ def memory(cold_runs: dict[str, list[dict[str, Any]]], http: dict[str, Any]) -> 
 def goals(model: str, c: dict[str, Any], w: dict[str, Any], m: dict[str, Any]) -> list[Goal]:
     """The per-model goals of the issues."""
     small, big = w.get("2", {}), w.get("10000", {})
+    unpaired = small.get("overhead_p50_ms")
     limit = COLD_GOAL.get(model, 0.4)
     preload = (
         [
@@ -158,8 +159,8 @@ def goals(model: str, c: dict[str, Any], w: dict[str, Any], m: dict[str, Any]) -
             "p50 of handler - its own predict, per request <= 1 ms (2 rows)",
             small.get("overhead_per_request_p50_ms"), 1.0,
             "in-process Lambda handler; its predict took "
-            f"{_times(small.get('inner_over_bare'))} bare estimator.predict; "
-            f"handler p50 - bare p50: {_ms(small.get('overhead_p50_ms'))}",
+            f"{fmt_x(small.get('inner_over_bare'))} bare estimator.predict; "
+            f"handler p50 - bare p50: {'n/a' if unpaired is None else fmt_ms(unpaired)}",
             unit="ms",
         ),
         Goal(
@@ -228,14 +229,6 @@ def build_goals(raw: dict[str, Any], stats: dict[str, Any]) -> list[Goal]:
                f"on this {host_arch()} host"), unit="s", strict=False,
         ))  # fmt: skip
     return out
-
-
-def _times(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}x"
-
-
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f} ms"
 
 
 def _median(values: list[float]) -> float | None:
